@@ -1,0 +1,1 @@
+//! Shared fixtures for the Portcullis benchmarks (see `benches/` and `bench/README.md`).

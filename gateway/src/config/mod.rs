@@ -1,0 +1,4 @@
+//! Gateway configuration (TOML).
+
+pub mod identity;
+pub mod sources;

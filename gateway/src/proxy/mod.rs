@@ -1,0 +1,1 @@
+//! The reverse proxy: listeners, routing, forwarding, deny responses.

@@ -1,0 +1,1 @@
+//! Stand-in apps for SharePoint Online and Exchange Online.
