@@ -16,5 +16,6 @@ pub mod identity;
 pub mod ids;
 pub mod model;
 pub mod proxy;
+pub mod reason;
 pub mod snapshot;
 pub mod standin;
