@@ -120,7 +120,7 @@ pub async fn handle(app: App, req: Request<Incoming>) -> Response<StandinBody> {
                 &serde_json::json!({ "bytes": total, "received": seen.json() }),
             )
         }
-        (_, _, "/headers") => json(StatusCode::OK, &seen.json()),
+        (_, _, "/headers") => json(StatusCode::OK, &pages::all_headers(req.headers())),
         (_, App::Sharepoint, p) if p.starts_with("/_api/web/lists") => {
             json(StatusCode::OK, &pages::sharepoint_lists(&seen))
         }

@@ -57,6 +57,25 @@ impl Seen {
     }
 }
 
+/// Every header the request carried (repeated ones joined with `, `), for tests of what the
+/// gateway passes on.
+pub fn all_headers(headers: &HeaderMap) -> Value {
+    let mut map = serde_json::Map::new();
+    for (k, v) in headers {
+        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        match map.get_mut(k.as_str()) {
+            Some(Value::String(prior)) => {
+                prior.push_str(", ");
+                prior.push_str(&v);
+            }
+            _ => {
+                map.insert(k.as_str().to_string(), Value::String(v));
+            }
+        }
+    }
+    Value::Object(map)
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
