@@ -9,12 +9,15 @@
 //! See `ARCHITECTURE.md` at the repository root for the map and the invariants.
 
 pub mod access;
+pub mod admin;
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod compliance;
 pub mod config;
 pub mod identity;
 pub mod ids;
+pub mod metrics;
 pub mod model;
 pub mod proxy;
 pub mod reason;

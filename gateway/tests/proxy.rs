@@ -188,7 +188,7 @@ async fn http2_over_tls_with_alpn() {
         "[[listener]]\nname = \"tls\"\naddr = \"127.0.0.1:0\"\ntls = {{ cert = \"server.pem\", key = \"server-key.pem\" }}\n{}",
         open_routes(&apps)
     );
-    let gw = portcullis::proxy::start(&config(dir.path(), &text))
+    let gw = portcullis::app::start(&config(dir.path(), &text))
         .await
         .unwrap();
     let port = gw.addr("tls").unwrap().port();

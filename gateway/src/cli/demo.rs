@@ -26,11 +26,13 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<ExitCode> {
     let text = DEMO_CONFIG
         .replace("${SHAREPOINT}", &format!("http://{sharepoint}"))
         .replace("${EXCHANGE}", &format!("http://{exchange}"))
-        .replace("${LISTEN}", &listen.to_string());
+        .replace("${LISTEN}", &listen.to_string())
+        .replace("${ADMIN}", "127.0.0.1:0");
     let config = Config::parse(&text, &PathBuf::from("demo/portcullis.toml"))
         .map_err(|e| anyhow::anyhow!("the embedded demo config is invalid: {e}"))?;
-    let running = crate::proxy::start(&config).await?;
+    let running = crate::app::start(&config).await?;
     let gw = running
+        .proxy
         .addrs
         .first()
         .map(|(_, a)| *a)
@@ -40,6 +42,9 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<ExitCode> {
     println!("  gateway            http://{gw}");
     println!("  SharePoint stand-in http://{sharepoint}");
     println!("  Exchange stand-in  http://{exchange}");
+    if let Some(admin) = running.admin_addr {
+        println!("  admin              http://{admin}  (/metrics, /healthz, /readyz)");
+    }
     println!();
     println!("Try:");
     println!("  curl -s -H 'Host: sharepoint.localhost' http://{gw}/_api/web/lists");

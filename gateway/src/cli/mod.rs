@@ -27,6 +27,11 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "info", env = "PORTCULLIS_LOG")]
     pub log: String,
 
+    /// Worker threads for the async runtime; 1 runs everything on the current thread (best
+    /// when the gateway is pinned to one core). Default: the cores this process may use.
+    #[arg(long, global = true, env = "PORTCULLIS_THREADS")]
+    pub threads: Option<usize>,
+
     #[command(subcommand)]
     pub command: Command,
 }

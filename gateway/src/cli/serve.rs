@@ -19,7 +19,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let running = crate::proxy::start(&config).await?;
+    let running = crate::app::start(&config).await?;
     shutdown_requested().await;
     tracing::info!(grace = ?config.limits.shutdown_grace, "shutting down: no new connections, draining in-flight requests");
     running.shutdown().await;

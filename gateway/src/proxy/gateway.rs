@@ -13,7 +13,9 @@ use super::headers::{add_forwarded, remove_hop_by_hop, RequestIds, X_REQUEST_ID}
 use super::respond::{render, wants_html, Refusal};
 use super::route::{Route, RouteTable};
 use super::upstream::{classify, UpstreamClient};
-use crate::config::Limits;
+use crate::config::{Limits, Unprotected};
+use crate::metrics::Metrics;
+use crate::reason::ReasonCode;
 
 /// What the gateway knows about a client connection.
 #[derive(Debug, Clone)]
@@ -29,16 +31,29 @@ pub struct Gateway {
     client: UpstreamClient,
     limits: Limits,
     ids: RequestIds,
+    metrics: Arc<Metrics>,
+    unrouted: prometheus::IntCounter,
 }
 
 impl Gateway {
-    pub fn new(routes: RouteTable, client: UpstreamClient, limits: Limits) -> Self {
+    pub fn new(
+        routes: RouteTable,
+        client: UpstreamClient,
+        limits: Limits,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             routes,
             client,
             limits,
             ids: RequestIds::new(),
+            unrouted: metrics.unrouted(),
+            metrics,
         }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     pub fn limits(&self) -> &Limits {
@@ -51,12 +66,39 @@ impl Gateway {
         sanitize(&mut req);
         let html = wants_html(req.headers());
         let Some(route) = self.routes.find(request_host(&req), req.uri().path()) else {
+            self.unrouted.inc();
             return render(&Refusal::NoRoute, &request_id, html);
         };
-        match self.forward(req, route, conn, &request_id).await {
-            Ok(resp) => resp,
-            Err(refusal) => render(&refusal, &request_id, html),
+        let started = std::time::Instant::now();
+        // Stage "decide" (pass-through until conditional access is wired in): the route's
+        // `unprotected` setting answers.
+        let allowed = route.unprotected == Unprotected::Allow;
+        let reason = if allowed {
+            ReasonCode::UnprotectedAllowed
+        } else {
+            ReasonCode::NotProtected
+        };
+        route.metrics.decision(allowed, reason);
+        if !allowed {
+            route.metrics.duration(started.elapsed());
+            return render(&Refusal::Denied(reason), &request_id, html);
         }
+        let resp = match self.forward(req, route, conn, &request_id).await {
+            Ok(resp) => {
+                route.metrics.upstream_duration(started.elapsed());
+                resp
+            }
+            Err(refusal) => {
+                route.metrics.upstream_error(match refusal {
+                    Refusal::UpstreamTimeout => "timeout",
+                    Refusal::UpstreamUnreachable => "connect",
+                    _ => "protocol",
+                });
+                render(&refusal, &request_id, html)
+            }
+        };
+        route.metrics.duration(started.elapsed());
+        resp
     }
 
     /// Stage "forward": rewrite the request for the upstream, send it, stream the answer back.

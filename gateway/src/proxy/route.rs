@@ -5,9 +5,9 @@ use http::HeaderValue;
 
 use crate::config::{HostHeader, RouteConfig, Unprotected, Upstream};
 use crate::ids::AppId;
+use crate::metrics::{Metrics, RouteMetrics};
 
 /// A route ready for the hot path: the upstream pre-parsed, the Host value pre-built.
-#[derive(Debug)]
 pub struct Route {
     pub name: String,
     pub host: Option<String>,
@@ -17,17 +17,18 @@ pub struct Route {
     pub unprotected: Unprotected,
     /// The Host header to send upstream; `None` keeps the client's.
     pub host_header: Option<HeaderValue>,
+    pub metrics: RouteMetrics,
 }
 
 /// Routes in match order: exact hosts before wildcards before any-host, longer path prefixes
 /// first. The first match wins.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct RouteTable {
     routes: Vec<Route>,
 }
 
 impl RouteTable {
-    pub fn new(configs: &[RouteConfig]) -> Self {
+    pub fn new(configs: &[RouteConfig], metrics: &Metrics) -> Self {
         let mut routes: Vec<Route> = configs
             .iter()
             .map(|c| Route {
@@ -42,6 +43,7 @@ impl RouteTable {
                     HostHeader::Upstream => authority_value(&c.upstream.authority),
                     HostHeader::Fixed(v) => Some(v.clone()),
                 },
+                metrics: metrics.for_route(&c.name),
             })
             .collect();
         routes.sort_by_key(|r| {
@@ -143,7 +145,10 @@ host = "*.example.com"
 upstream = "http://127.0.0.1:4"
 app_id = "00000002-0000-0ff1-ce00-000000000000"
 "#;
-        RouteTable::new(&Config::parse(text, Path::new("t.toml")).unwrap().routes)
+        RouteTable::new(
+            &Config::parse(text, Path::new("t.toml")).unwrap().routes,
+            &Metrics::new().unwrap(),
+        )
     }
 
     fn check(host: Option<&str>, path: &str, expected: &str) {

@@ -15,6 +15,7 @@ use super::server::{describe, serve_listener};
 use super::tls::{server_config, TlsSetupError};
 use super::upstream;
 use crate::config::Config;
+use crate::metrics::Metrics;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,8 @@ pub enum StartError {
     Tls { name: String, source: TlsSetupError },
     #[error("cannot set up the upstream client: {0}")]
     Client(rustls::Error),
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// A running gateway: its bound addresses and the handle to stop it.
@@ -64,12 +67,13 @@ impl Running {
 }
 
 /// Binds every listener of `config` and starts serving.
-pub async fn start(config: &Config) -> Result<Running, StartError> {
+pub async fn start(config: &Config, metrics: Arc<Metrics>) -> Result<Running, StartError> {
     let client = upstream::client(&config.limits).map_err(StartError::Client)?;
     let gateway = Arc::new(Gateway::new(
-        RouteTable::new(&config.routes),
+        RouteTable::new(&config.routes, &metrics),
         client,
         config.limits.clone(),
+        metrics,
     ));
     let mut bound = Vec::new();
     for l in &config.listeners {

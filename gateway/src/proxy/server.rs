@@ -72,6 +72,14 @@ pub async fn serve_listener(
             },
             _ = shutdown.changed() => continue,
         };
+        let open = gateway
+            .metrics()
+            .open_connections
+            .with_label_values(&[&name]);
+        let tls_failures = gateway
+            .metrics()
+            .tls_handshake_failures
+            .with_label_values(&[&name]);
         let conn = Connection {
             gateway: gateway.clone(),
             builder: builder.clone(),
@@ -89,7 +97,11 @@ pub async fn serve_listener(
         tokio::spawn(async move {
             let _permit = permit;
             let _done = done;
-            conn.run(stream, tls, handshake_timeout).await;
+            open.inc();
+            if !conn.run(stream, tls, handshake_timeout).await {
+                tls_failures.inc();
+            }
+            open.dec();
         });
     }
     drop(listener);
@@ -111,7 +123,13 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, stream: TcpStream, tls: Option<TlsAcceptor>, handshake_timeout: Duration) {
+    /// Serves the connection; `false` when its TLS handshake failed.
+    async fn run(
+        self,
+        stream: TcpStream,
+        tls: Option<TlsAcceptor>,
+        handshake_timeout: Duration,
+    ) -> bool {
         let _ = stream.set_nodelay(true);
         match tls {
             None => self.drive(TokioIo::new(stream)).await,
@@ -120,13 +138,16 @@ impl Connection {
                     Ok(Ok(tls_stream)) => self.drive(TokioIo::new(tls_stream)).await,
                     Ok(Err(e)) => {
                         tracing::debug!(peer = %self.info.peer, error = %e, "TLS handshake failed");
+                        return false;
                     }
                     Err(_) => {
                         tracing::debug!(peer = %self.info.peer, "TLS handshake timed out");
+                        return false;
                     }
                 }
             }
         }
+        true
     }
 
     async fn drive<I>(mut self, io: I)

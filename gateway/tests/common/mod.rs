@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use portcullis::app::App as Running;
 use portcullis::config::Config;
-use portcullis::proxy::{self, Running};
 use portcullis::standin::{self, App};
 use tokio::sync::watch;
 
@@ -46,7 +46,7 @@ pub fn config(dir: &Path, text: &str) -> Config {
 /// A gateway with a plain listener named `public` and the given extra TOML (routes, limits).
 pub async fn start_gateway(dir: &Path, extra: &str) -> Running {
     let text = format!("[[listener]]\nname = \"public\"\naddr = \"127.0.0.1:0\"\n\n{extra}");
-    proxy::start(&config(dir, &text)).await.unwrap()
+    portcullis::app::start(&config(dir, &text)).await.unwrap()
 }
 
 /// Two routes by host to the stand-ins, open (`unprotected = "allow"`).
