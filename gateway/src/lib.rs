@@ -15,6 +15,7 @@ pub mod cli;
 pub mod clock;
 pub mod compliance;
 pub mod config;
+pub mod decision_log;
 pub mod identity;
 pub mod ids;
 pub mod metrics;
