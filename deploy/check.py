@@ -38,7 +38,7 @@ HISTOGRAMS = {
     "portcullis_snapshot_build_duration_seconds", "portcullis_signal_to_enforcement_seconds",
 }
 KNOWN = COUNTERS | GAUGES | HISTOGRAMS | {h + s for h in HISTOGRAMS for s in ("_bucket", "_sum", "_count")}
-DRAIN_DEADLINE_S = 30
+DEFAULT_DRAIN_DEADLINE_S = 30  # the gateway's default limits.shutdown_grace
 
 problems: list[str] = []
 
@@ -74,6 +74,26 @@ def check_metric_names(where: str, text: str) -> None:
         problem(f"{where}: unknown metric {name} (not exported by the gateway; see KNOWN in deploy/check.py)")
 
 
+def duration_s(text: str) -> float:
+    """The gateway's duration syntax: `<digits><ms|s|m|h|d>`."""
+    m = re.fullmatch(r"\s*(\d+)\s*(ms|s|m|h|d)\s*", text)
+    if not m:
+        raise ValueError(f"{text!r} is not a duration such as \"30s\"")
+    return int(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def drain_deadline(docs_in_dir) -> float:
+    """limits.shutdown_grace from the ConfigMap's portcullis.toml, else the default."""
+    for doc in docs_in_dir:
+        if doc.get("kind") == "ConfigMap" and "portcullis.toml" in (doc.get("data") or {}):
+            try:
+                grace = tomllib.loads(doc["data"]["portcullis.toml"]).get("limits", {}).get("shutdown_grace")
+                return duration_s(grace) if grace else DEFAULT_DRAIN_DEADLINE_S
+            except Exception as e:  # noqa: BLE001 - reported by check_configmap too
+                problem(f"ConfigMap portcullis.toml limits.shutdown_grace: {e}")
+    return DEFAULT_DRAIN_DEADLINE_S
+
+
 def check_kubernetes(deploy: Path, docs) -> None:
     kdir = deploy / "kubernetes"
     kust = docs.get(kdir / "kustomization.yaml")
@@ -81,6 +101,7 @@ def check_kubernetes(deploy: Path, docs) -> None:
         problem("deploy/kubernetes/kustomization.yaml: missing")
         return
     listed = kust[0].get("resources", [])
+    drain = drain_deadline(d for p in sorted(kdir.glob("*.yaml")) for d in docs.get(p, []))
     for res in listed:
         if not (kdir / res).is_file():
             problem(f"deploy/kubernetes/kustomization.yaml: resource {res} does not exist")
@@ -97,12 +118,12 @@ def check_kubernetes(deploy: Path, docs) -> None:
                 problem(f"deploy/kubernetes/{path.name} document {i}: no metadata.name")
             kind = doc.get("kind")
             if kind == "Deployment":
-                check_deployment(path.name, doc)
+                check_deployment(path.name, doc, drain)
             elif kind == "ConfigMap":
                 check_configmap(path.name, doc)
 
 
-def check_deployment(name: str, doc) -> None:
+def check_deployment(name: str, doc, drain: float) -> None:
     spec = doc["spec"]["template"]["spec"]
     where = f"deploy/kubernetes/{name}"
     grace = spec.get("terminationGracePeriodSeconds", 30)
@@ -128,9 +149,9 @@ def check_deployment(name: str, doc) -> None:
         pre_s = (pre.get("sleep") or {}).get("seconds", 0)
         if not pre:
             problem(f"{cw}: no preStop hook")
-        if grace <= DRAIN_DEADLINE_S + pre_s:
+        if grace <= drain + pre_s:
             problem(f"{where}: terminationGracePeriodSeconds {grace} must exceed the drain "
-                    f"deadline {DRAIN_DEADLINE_S} s + preStop {pre_s} s")
+                    f"deadline (limits.shutdown_grace, {drain:g} s) + preStop {pre_s} s")
 
 
 def check_configmap(name: str, doc) -> None:
