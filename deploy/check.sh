@@ -4,6 +4,8 @@
 # - promtool: Prometheus configs, alert rules, alert unit tests, the dashboard's PromQL
 # - every YAML / JSON / TOML under deploy/ parses; Kubernetes and compose sanity (check.py)
 # - the Dockerfile builds with the same command CI runs natively: cargo build --release --locked
+# - if a portcullis binary is at hand ($PORTCULLIS_BIN, $CARGO_TARGET_DIR/release or
+#   target/release): `portcullis check` on the compose config and the ConfigMap's config
 # Installs promtool (Debian package prometheus) and PyYAML when they are missing.
 set -euo pipefail
 
@@ -87,4 +89,23 @@ EOF
         cat "$TMP/out" >&2
         fail "promtool check config deploy/prometheus/prometheus-kubernetes.yml"
     fi
+fi
+
+# ---- the gateway's own validation, when a binary is at hand ---------------------------------
+REPO="$(cd "$DEPLOY/.." && pwd)"
+BIN=""
+for cand in "${PORTCULLIS_BIN:-}" "${CARGO_TARGET_DIR:+$CARGO_TARGET_DIR/release/portcullis}" \
+    "$REPO/target/release/portcullis"; do
+    if [[ -n "$cand" && -x "$cand" ]]; then BIN="$cand"; break; fi
+done
+if [[ -n "$BIN" ]]; then
+    "$PY" - "$DEPLOY/kubernetes/configmap.yaml" "$TMP/k8s-portcullis.toml" <<'EOF'
+import sys, yaml
+for doc in yaml.safe_load_all(open(sys.argv[1])):
+    if doc and doc.get("kind") == "ConfigMap" and "portcullis.toml" in doc.get("data", {}):
+        open(sys.argv[2], "w").write(doc["data"]["portcullis.toml"])
+EOF
+    for cfg in "$DEPLOY/compose/portcullis.toml" "$TMP/k8s-portcullis.toml"; do
+        PORTCULLIS_ADMIN_TOKEN=check-only quiet "$BIN" check --config "$cfg"
+    done
 fi
