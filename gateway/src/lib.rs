@@ -9,6 +9,7 @@
 //! See `ARCHITECTURE.md` at the repository root for the map and the invariants.
 
 pub mod access;
+pub mod cli;
 pub mod clock;
 pub mod compliance;
 pub mod config;

@@ -1,1 +1,16 @@
-//! The reverse proxy: listeners, routing, forwarding, deny responses.
+//! The reverse proxy: listeners and connections (`server`), routing (`route`), the request
+//! stages (`gateway`), forwarding (`upstream`, `headers`), and every response the gateway
+//! writes itself (`respond`). It does the I/O; decisions come from the pure core.
+
+pub mod body;
+pub mod gateway;
+pub mod headers;
+pub mod respond;
+pub mod route;
+pub mod run;
+pub mod server;
+pub mod tls;
+pub mod upstream;
+
+pub use gateway::{ConnInfo, Gateway};
+pub use run::{start, Running, StartError};

@@ -1,0 +1,97 @@
+//! The `portcullis` command line. `main.rs` only calls `cli::main`.
+
+mod check;
+mod demo;
+mod logging;
+mod serve;
+mod signals;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::standin::App;
+pub use logging::LogFormat;
+
+/// Portcullis: a gateway that lets a request reach a protected app only from a compliant device.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log format: human-readable text or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PORTCULLIS_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Log filter, e.g. `info`, `portcullis=debug` (tracing's EnvFilter syntax).
+    #[arg(long, global = true, default_value = "info", env = "PORTCULLIS_LOG")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway with a config file.
+    Serve {
+        /// The gateway's TOML config (see config/README.md).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config file and everything it points at; print a summary and warnings.
+    /// Exits non-zero on errors.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the gateway, both stand-in apps and sample data in one process on loopback, and
+    /// print ready-to-paste curl commands.
+    Demo {
+        /// Address of the demo gateway's public listener (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
+    /// Run a stand-in app server (SharePoint Online or Exchange Online).
+    Standin {
+        #[arg(long, value_enum)]
+        app: App,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        listen: SocketAddr,
+    },
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = logging::init(cli.log_format, &cli.log) {
+        eprintln!("portcullis: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("portcullis: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config } => serve::run(&config).await,
+            Command::Check { config } => check::run(&config),
+            Command::Demo { listen } => demo::run(listen).await,
+            Command::Standin { app, listen } => serve::standin(app, listen).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
