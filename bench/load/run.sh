@@ -118,13 +118,15 @@ fill() { # fill TEMPLATE OUT: substitute @NAME@ placeholders
         -e "s|@ADMIN@|127.0.0.1:$ADMIN_PORT|g" -e "s|@UPSTREAM@|http://127.0.0.1:$UPSTREAM_PORT|g" \
         -e "s|@DATA_DIR@|$REPO/config/demo|g" "$1" >"$2"
 }
-# replace_line FILE PLACEHOLDER TEXTFILE: put TEXTFILE's content in place of a placeholder line
+# replace_line FILE PLACEHOLDER TEXTFILE|-: put TEXTFILE's content (or nothing) in place of every
+# line that holds only PLACEHOLDER (mentions of it in comments stay as they are)
 replace_line() {
     python3 - "$1" "$2" "$3" <<'EOF'
 import sys
-path, key, text = sys.argv[1], sys.argv[2], open(sys.argv[3]).read() if sys.argv[3] != "-" else ""
-s = open(path).read().replace(key, text)
-open(path, "w").write(s)
+path, key, src = sys.argv[1], sys.argv[2], sys.argv[3]
+text = open(src).read() if src != "-" else ""
+lines = open(path).read().splitlines(keepends=True)
+open(path, "w").write("".join(text if line.strip() == key else line for line in lines))
 EOF
 }
 
