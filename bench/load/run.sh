@@ -11,7 +11,8 @@
 # Environment (defaults in brackets):
 #   ROUNDS [10]  DURATION seconds per run [10]  CONNS ["64 256"]  WARMUP seconds [1]
 #   PORTCULLIS_BIN [target/release/portcullis]  PROXY_CPU [0]  LOAD_CPU [1]
-#   H2_STREAMS concurrent streams per h2 connection [10]
+#   H2_STREAMS concurrent streams per h2 connection [10]; H2_CONNS connection counts for the
+#     h2 targets ["64"] (h2load stalled here at 256 x 10 streams; each run is time-bounded)
 #   CHECKED_HEADERS newline-separated headers wrk sends to the checks-on route (e.g. an
 #     "Authorization: Bearer ..." line); else bench/load/checked-headers.txt if present
 #   RESULTS_DIR [bench/results]  NO_INSTALL=1 to never apt-get  KEEP_TMP=1 to keep logs
@@ -28,6 +29,7 @@ PORTCULLIS_BIN="${PORTCULLIS_BIN:-$REPO/target/release/portcullis}"
 PROXY_CPU="${PROXY_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
 H2_STREAMS="${H2_STREAMS:-10}"
+H2_CONNS="${H2_CONNS:-64}"
 RESULTS_DIR="${RESULTS_DIR:-$REPO/bench/results}"
 
 UPSTREAM_PORT=18081
@@ -43,7 +45,7 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --h2) H2=1 ;;
         --targets) TARGETS="${2:?--targets needs a list}"; shift ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -100,10 +102,11 @@ TMP="$(mktemp -d /tmp/portcullis-load.XXXXXX)"
 chmod 755 "$TMP" # nginx workers run as an unprivileged user
 PIDS=()
 cleanup() {
-    local pid i
+    local pid
+    if [[ -f "$TMP/load.pid" ]]; then kill -TERM "$(cat "$TMP/load.pid")" 2>/dev/null || true; fi
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do
-        for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
@@ -213,13 +216,22 @@ if want portcullis || want portcullis-pass || [[ $H2 == 1 ]]; then
             drop_target portcullis portcullis-pass
             PORTCULLIS_PID=""
         else
-            ready=0
-            for _ in $(seq 100); do
-                [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
-                    "http://127.0.0.1:$ADMIN_PORT/readyz")" == 200 ]] && { ready=1; break; }
+            # Wait up to 10 s for /readyz (first good snapshot); give up after 3 s if the
+            # admin listener does not answer at all.
+            ready="" n=0
+            while ((n < 100)); do
+                ready="$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
+                    "http://127.0.0.1:$ADMIN_PORT/readyz" || true)"
+                [[ "$ready" == 200 ]] && break
+                [[ "$ready" == 000 ]] && ((n >= 30)) && break
                 sleep 0.1
+                n=$((n + 1))
             done
-            [[ $ready == 1 ]] || log "warning: portcullis /readyz on 127.0.0.1:$ADMIN_PORT is not 200 after 10 s; measuring anyway"
+            case "$ready" in
+                200) ;;
+                000) log "warning: no admin listener answers on 127.0.0.1:$ADMIN_PORT (/readyz); measuring anyway" ;;
+                *) log "warning: portcullis /readyz answers $ready, not 200, after 10 s; measuring anyway" ;;
+            esac
         fi
     fi
 fi
@@ -290,6 +302,18 @@ mkdir -p "$RESULTS_DIR"
 TSV="$RESULTS_DIR/load-$(date -u +%Y%m%dT%H%M%SZ).tsv"
 printf 'round\tconns\ttarget\trequests\tduration_s\trps\tp50_us\tp99_us\tcpu_us_per_req\tnon2xx\tsocket_errors\n' >"$TSV"
 
+# load_tool CMD ARGS...: run the load generator on the load core and print its output; its pid
+# is kept in a file so that cleanup can stop it if the script is interrupted mid-run
+load_tool() {
+    # Bounded even if the tool hangs (h2load can wait forever for a connection that never
+    # completes its handshake): the run then counts as failed.
+    timeout -s KILL "$((DURATION + WARMUP + 30))" taskset -c "$LOAD_CPU" "$@" >"$TMP/load.out" 2>&1 &
+    echo $! >"$TMP/load.pid"
+    wait $! || true
+    rm -f "$TMP/load.pid"
+    cat "$TMP/load.out"
+}
+
 # run_one TARGET CONNS SECONDS -> prints "requests duration_us p50_us p99_us non2xx socket_errors"
 run_one() {
     local t="$1" c="$2" d="$3" url out
@@ -297,8 +321,8 @@ run_one() {
     if [[ "$t" == *-h2 ]]; then
         headers_for "$t" h2load
         rm -f "$TMP/h2.log"
-        out="$(taskset -c "$LOAD_CPU" h2load -t1 -c"$c" -m"$H2_STREAMS" -D "$d" --log-file="$TMP/h2.log" \
-            "${ARGS[@]}" "$url" 2>&1)" || true
+        out="$(load_tool h2load -t1 -c"$c" -m"$H2_STREAMS" -D "$d" --log-file="$TMP/h2.log" \
+            "${ARGS[@]}" "$url")"
         python3 - "$TMP/h2.log" "$d" "$out" <<'EOF'
 import re, statistics, sys
 path, d, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
@@ -311,15 +335,19 @@ for line in open(path):
 lat.sort()
 pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0
 m = re.search(r"finished in ([\d.]+)(m?s)", out)
-dur_us = (float(m.group(1)) * (1000 if m.group(2) == "ms" else 1_000_000)) if m else d * 1e6
+if not m:  # killed by the time bound, or failed: no result for this run
+    print("h2load gave no result: " + " ".join(out.strip().splitlines()[-3:]), file=sys.stderr)
+    print(0, 1, 0, 0, 0, 1)
+    sys.exit(0)
+dur_us = float(m.group(1)) * (1000 if m.group(2) == "ms" else 1_000_000)
 m = re.search(r"(\d+) failed, (\d+) errored, (\d+) timeout", out)
 errs = sum(int(x) for x in m.groups()) if m else 0
 print(len(lat), int(dur_us), pct(0.50), pct(0.99), non2xx, errs)
 EOF
     else
         headers_for "$t" wrk
-        out="$(taskset -c "$LOAD_CPU" wrk -t1 -c"$c" -d"${d}s" --timeout 5s --latency \
-            -s "$HERE/report.lua" "${ARGS[@]}" "$url" 2>&1)" || true
+        out="$(load_tool wrk -t1 -c"$c" -d"${d}s" --timeout 5s --latency \
+            -s "$HERE/report.lua" "${ARGS[@]}" "$url")"
         local line
         line="$(grep '^RESULT ' <<<"$out" || true)"
         if [[ -z "$line" ]]; then
@@ -332,13 +360,18 @@ EOF
     fi
 }
 
+skip_run() { [[ "$1" == *-h2 && " $H2_CONNS " != *" $2 "* ]]; } # h2 targets: H2_CONNS only
+
 if ((WARMUP > 0)); then
-    for c in $CONNS; do for t in $ALL_TARGETS; do run_one "$t" "$c" "$WARMUP" >/dev/null; done; done
+    for c in $CONNS; do for t in $ALL_TARGETS; do
+        skip_run "$t" "$c" || run_one "$t" "$c" "$WARMUP" >/dev/null
+    done; done
 fi
 
 for round in $(seq "$ROUNDS"); do
     for c in $CONNS; do
         for t in $ALL_TARGETS; do
+            skip_run "$t" "$c" && continue
             pid="$(proxy_pid "$t")"
             [[ -n "$pid" ]] && { kill -0 "$pid" 2>/dev/null || die "$t's process $pid died; see KEEP_TMP=1 logs"; }
             before=0; [[ -n "$pid" ]] && before="$(cpu_ticks "$pid")"
