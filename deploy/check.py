@@ -5,7 +5,8 @@ Checks: every YAML (multi-document), JSON and TOML file parses; Kubernetes manif
 basic fields, the kustomization lists files that exist, the Deployment's probes, grace period
 and security settings hold; compose bind mounts inside deploy/ exist; the ConfigMap's embedded
 TOML and JSON parse; metric names used by alerts and the dashboard are ones the gateway
-exports; the dashboard's PromQL is written out as recording rules for promtool to check.
+exports; the Dockerfile copies every file the Rust sources embed; the dashboard's PromQL is
+written out as recording rules for promtool to check.
 
 Usage: check.py DEPLOY_DIR OUT_RULES_FILE
 Prints nothing on success; prints every problem and exits 1 otherwise.
@@ -200,10 +201,33 @@ def dashboard_rules(deploy: Path, docs, out: Path) -> None:
     out.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
 
 
+def check_docker_context(deploy: Path) -> None:
+    """Every file the Rust sources embed (include_str!/include_bytes!) must be COPY'd."""
+    repo = deploy.parent
+    copied = set()
+    for line in (deploy / "Dockerfile").read_text().splitlines():
+        parts = line.split()
+        if parts[:1] == ["COPY"] and not any(p.startswith("--from") for p in parts):
+            copied.update(p.rstrip("/") for p in parts[1:-1])
+    for crate in ("gateway", "bench"):
+        for src in sorted((repo / crate).rglob("*.rs")):
+            for rel in re.findall(r'include_(?:str|bytes)!\(\s*"([^"]+)"', src.read_text()):
+                target = (src.parent / rel).resolve()
+                try:
+                    top = target.relative_to(repo.resolve()).parts[0]
+                except ValueError:
+                    problem(f"{src.relative_to(repo)}: embeds {rel}, outside the repository")
+                    continue
+                if top not in copied:
+                    problem(f"deploy/Dockerfile: {src.relative_to(repo)} embeds {rel} but the "
+                            f"build stage does not COPY {top}/")
+
+
 def main(deploy: Path, out: Path) -> int:
     docs = load_all(deploy)
     check_kubernetes(deploy, docs)
     check_compose(deploy, docs)
+    check_docker_context(deploy)
     alerts = deploy / "prometheus" / "alerts.yml"
     check_metric_names("deploy/prometheus/alerts.yml", alerts.read_text())
     dashboard_rules(deploy, docs, out)
