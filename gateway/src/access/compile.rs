@@ -76,7 +76,7 @@ pub(crate) fn compile_policies(
                 } else {
                     (line + e.line() - 1, e.column())
                 }),
-                message: e.to_string(),
+                message: without_position(&e),
             }
         })?;
         let policy = compile_one(raw, &ctx, locations, index)?;
@@ -86,6 +86,15 @@ pub(crate) fn compile_policies(
         out.push(policy);
     }
     Ok(out)
+}
+
+/// serde_json's message without its own (record-relative) position.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
 }
 
 fn label_of(text: &str, index: usize) -> String {
@@ -703,7 +712,7 @@ mod tests {
                 Err("field grantControls.operator")),
             (r#"[{"id":"p","state":"enabled"},{"id":"P","state":"enabled"}]"#, Err("duplicate policy id")),
             (r#"[{"id":"p","displayName":"Shape","state":"enabled","conditions":{"users":{"includeUsers":"All"}}}]"#,
-                Err(r#"policy "Shape" (p) (line 1, column 88): invalid type: string "All", expected a sequence"#)),
+                Err(r#"policy "Shape" (p) (line 1, column 94): invalid type: string "All", expected a sequence"#)),
             ("[{\"id\": 1,}]", Err("conditional-access policies (line 1, column 11)")),
             ("42", Err("expected a JSON object")),
         ] {
