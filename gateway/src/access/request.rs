@@ -263,7 +263,6 @@ impl RequestFacts<'_> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::reason::ReasonCode;
 
     pub(crate) const EXTENSIONS: [Option<&str>; 15] = {
         let mut e = [None; 15];
@@ -285,11 +284,7 @@ pub(crate) mod tests {
             model: Some("Surface Laptop 5"),
             manufacturer: Some("Microsoft"),
             extension_attributes: &EXTENSIONS,
-            ..DeviceFacts::new(
-                id.unwrap_or_else(|| unreachable!()),
-                ComplianceState::Compliant,
-                ReasonSet::EMPTY.with(ReasonCode::PolicySatisfied),
-            )
+            ..DeviceFacts::new(id.unwrap(), ComplianceState::Compliant, ReasonSet::EMPTY)
         }
     }
 
