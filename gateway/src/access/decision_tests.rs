@@ -1,0 +1,1077 @@
+//! The decision table: every condition and their combinations through one `check`.
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::access::request::tests::device;
+use crate::access::{explain, ClientAppType, DeviceFacts};
+use crate::ids::{apps, AppId, GroupId, UserId};
+use crate::model::{ComplianceState, Platform, TrustType};
+
+const fn user(n: u128) -> UserId {
+    match UserId::from_u128(0xaaaaaaaa_0000_0000_0000_000000000000 + n) {
+        Some(u) => u,
+        None => panic!("non-zero"),
+    }
+}
+
+const fn group(n: u128) -> GroupId {
+    match GroupId::from_u128(0xbbbbbbbb_0000_0000_0000_000000000000 + n) {
+        Some(g) => g,
+        None => panic!("non-zero"),
+    }
+}
+
+const U1: &str = "aaaaaaaa-0000-0000-0000-000000000001";
+const G2: &str = "bbbbbbbb-0000-0000-0000-000000000002";
+const G3: &str = "bbbbbbbb-0000-0000-0000-000000000003";
+const SHAREPOINT: &str = "00000003-0000-0ff1-ce00-000000000000";
+const EXCHANGE: &str = "00000002-0000-0ff1-ce00-000000000000";
+static STAFF: [GroupId; 1] = [group(1)];
+static BREAK_GLASS: [GroupId; 2] = [group(1), group(3)];
+static ADMINS: [GroupId; 1] = [group(2)];
+
+pub(crate) const LOCATIONS: &str = r##"{"value": [
+  {"@odata.type": "#microsoft.graph.ipNamedLocation", "id": "office", "displayName": "Loopback office",
+   "isTrusted": true, "ipRanges": [{"cidrAddress": "127.0.0.0/8"}]},
+  {"@odata.type": "#microsoft.graph.ipNamedLocation", "id": "branch", "displayName": "Branch",
+   "isTrusted": false, "ipRanges": [{"cidrAddress": "10.1.0.0/16"}]}
+]}"##;
+
+/// The base request: user 1 in the staff group, SharePoint, a browser on Windows from
+/// 10.0.0.1, with the compliant, Entra-joined test device.
+pub(crate) fn request() -> RequestFacts<'static> {
+    RequestFacts {
+        user: Some(user(1)),
+        groups: &STAFF,
+        mfa: false,
+        app: apps::SHAREPOINT_ONLINE,
+        client_app: ClientAppType::Browser,
+        ua_platform: Some(Platform::Windows),
+        ip: std::net::IpAddr::from([10, 0, 0, 1]),
+        device: Some(device()),
+        device_presented: true,
+    }
+}
+
+/// A policy: `conditions` (JSON members without braces) override all-users/all-apps;
+/// `grant` is `"OR compliantDevice mfa"` style, empty for none.
+pub(crate) fn pol(id: &str, state: &str, conditions: &str, grant: &str) -> Value {
+    let mut c = json!({"users": {"includeUsers": ["All"]}, "applications": {"includeApplications": ["All"]}});
+    let extra: Value = serde_json::from_str(&format!("{{{conditions}}}")).unwrap();
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    let mut words = grant.split_whitespace();
+    let grant = match words.next() {
+        None => Value::Null,
+        Some(op) => json!({"operator": op, "builtInControls": words.collect::<Vec<_>>()}),
+    };
+    json!({"id": id, "displayName": format!("policy {id}"), "state": state, "conditions": c, "grantControls": grant})
+}
+
+pub(crate) fn set_of(policies: &[Value]) -> PolicySet {
+    let doc = json!({ "value": policies }).to_string();
+    PolicySet::parse(&doc, Some(LOCATIONS)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn noncompliant(d: &mut RequestFacts<'static>) {
+    d.device = Some(DeviceFacts {
+        state: ComplianceState::Noncompliant,
+        reasons: ReasonSet::EMPTY
+            .with(ReasonCode::RiskAboveThreshold)
+            .with(ReasonCode::InGracePeriod),
+        ..device()
+    });
+}
+
+type Case = (
+    &'static str,
+    Vec<Value>,
+    fn(&mut RequestFacts<'static>),
+    Unprotected,
+    Verdict,
+    ReasonCode,
+    &'static [&'static str],
+);
+
+fn check(case: Case) {
+    let (name, policies, edit, unprotected, verdict, reason, deciding) = case;
+    let set = set_of(&policies);
+    let mut req = request();
+    edit(&mut req);
+    let d = decide(&set, &req, unprotected);
+    let ids: Vec<&str> = d.deciding.iter().map(|i| &*set.policies()[i].id).collect();
+    assert_eq!(
+        (d.verdict, d.reason, ids.as_slice()),
+        (verdict, reason, deciding),
+        "case {name}"
+    );
+    // What-if runs the same evaluation and must agree.
+    assert_eq!(
+        explain(&set, &req, unprotected).decision,
+        d,
+        "explain, case {name}"
+    );
+}
+
+#[test]
+fn decision_table() {
+    use ReasonCode::*;
+    use Unprotected::{Allow as Open, Deny as Closed};
+    use Verdict::{Allow, Deny};
+    let en = "enabled";
+    let compliant = "OR compliantDevice";
+    let none: fn(&mut RequestFacts<'static>) = |_| {};
+    let no_policy_request = |r: &mut RequestFacts<'static>| r.user = None;
+    let cases: Vec<Case> = vec![
+        // No policy applies: the route decides.
+        (
+            "no policies, open route",
+            vec![],
+            none,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "no policies, closed route",
+            vec![],
+            none,
+            Closed,
+            Deny,
+            NotProtected,
+            &[],
+        ),
+        (
+            "anonymous, no policies",
+            vec![],
+            no_policy_request,
+            Closed,
+            Deny,
+            NotProtected,
+            &[],
+        ),
+        // compliantDevice and the device reasons.
+        (
+            "compliant device",
+            vec![pol("p1", en, "", compliant)],
+            none,
+            Closed,
+            Allow,
+            PolicySatisfied,
+            &["p1"],
+        ),
+        (
+            "noncompliant names its first reason",
+            vec![pol("p1", en, "", compliant)],
+            noncompliant,
+            Closed,
+            Deny,
+            RiskAboveThreshold,
+            &["p1"],
+        ),
+        (
+            "device presented but unknown",
+            vec![pol("p1", en, "", compliant)],
+            |r| r.device = None,
+            Closed,
+            Deny,
+            DeviceUnknown,
+            &["p1"],
+        ),
+        (
+            "no device presented",
+            vec![pol("p1", en, "", compliant)],
+            |r| {
+                r.device = None;
+                r.device_presented = false
+            },
+            Closed,
+            Deny,
+            DeviceMissing,
+            &["p1"],
+        ),
+        (
+            "grace period satisfies",
+            vec![pol("p1", en, "", compliant)],
+            |r| {
+                r.device = Some(DeviceFacts {
+                    state: ComplianceState::InGracePeriod,
+                    ..device()
+                })
+            },
+            Closed,
+            Allow,
+            PolicySatisfied,
+            &["p1"],
+        ),
+        (
+            "unknown state without reasons",
+            vec![pol("p1", en, "", compliant)],
+            |r| {
+                r.device = Some(DeviceFacts {
+                    state: ComplianceState::Unknown,
+                    reasons: ReasonSet::EMPTY,
+                    ..device()
+                })
+            },
+            Closed,
+            Deny,
+            DeviceUnknown,
+            &["p1"],
+        ),
+        // Users: direct, groups, All/None, exclusions.
+        (
+            "user excluded directly",
+            vec![pol(
+                "p1",
+                en,
+                &format!(r#""users":{{"includeUsers":["All"],"excludeUsers":["{U1}"]}}"#),
+                "OR block",
+            )],
+            none,
+            Closed,
+            Deny,
+            NotProtected,
+            &[],
+        ),
+        (
+            "user excluded via group",
+            vec![pol(
+                "p1",
+                en,
+                &format!(r#""users":{{"includeUsers":["All"],"excludeGroups":["{G3}"]}}"#),
+                "OR block",
+            )],
+            |r| r.groups = &BREAK_GLASS,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "user not in excluded group",
+            vec![pol(
+                "p1",
+                en,
+                &format!(r#""users":{{"includeUsers":["All"],"excludeGroups":["{G3}"]}}"#),
+                "OR block",
+            )],
+            none,
+            Open,
+            Deny,
+            BlockedByPolicy,
+            &["p1"],
+        ),
+        (
+            "included group, user not in it",
+            vec![pol(
+                "p1",
+                en,
+                &format!(r#""users":{{"includeGroups":["{G2}"]}}"#),
+                "OR mfa",
+            )],
+            none,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "included group, user in it",
+            vec![pol(
+                "p1",
+                en,
+                &format!(r#""users":{{"includeGroups":["{G2}"]}}"#),
+                "OR mfa",
+            )],
+            |r| r.groups = &ADMINS,
+            Open,
+            Deny,
+            MfaRequired,
+            &["p1"],
+        ),
+        (
+            "included user directly",
+            vec![pol(
+                "p1",
+                en,
+                &format!(r#""users":{{"includeUsers":["{U1}"]}}"#),
+                "OR mfa",
+            )],
+            none,
+            Open,
+            Deny,
+            MfaRequired,
+            &["p1"],
+        ),
+        (
+            "other user not included",
+            vec![pol(
+                "p1",
+                en,
+                &format!(r#""users":{{"includeUsers":["{U1}"]}}"#),
+                "OR mfa",
+            )],
+            |r| r.user = Some(user(2)),
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "includeUsers None",
+            vec![pol(
+                "p1",
+                en,
+                r#""users":{"includeUsers":["None"]}"#,
+                "OR block",
+            )],
+            none,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "anonymous is in All",
+            vec![pol("p1", en, "", compliant)],
+            |r| {
+                r.user = None;
+                r.device = None;
+                r.device_presented = false
+            },
+            Open,
+            Deny,
+            DeviceMissing,
+            &["p1"],
+        ),
+        (
+            "anonymous not in a user list",
+            vec![pol(
+                "p1",
+                en,
+                &format!(r#""users":{{"includeUsers":["{U1}"]}}"#),
+                "OR block",
+            )],
+            |r| r.user = None,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        // Apps: ids, Office365, All, None, exclusions, apps no policy names.
+        (
+            "app included by id",
+            vec![pol(
+                "p1",
+                en,
+                &format!(r#""applications":{{"includeApplications":["{SHAREPOINT}"]}}"#),
+                "OR mfa",
+            )],
+            none,
+            Open,
+            Deny,
+            MfaRequired,
+            &["p1"],
+        ),
+        (
+            "other app not included",
+            vec![pol(
+                "p1",
+                en,
+                &format!(r#""applications":{{"includeApplications":["{SHAREPOINT}"]}}"#),
+                "OR mfa",
+            )],
+            |r| r.app = apps::EXCHANGE_ONLINE,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "Office365 covers Exchange",
+            vec![pol(
+                "p1",
+                en,
+                r#""applications":{"includeApplications":["Office365"]}"#,
+                "OR mfa",
+            )],
+            |r| r.app = apps::EXCHANGE_ONLINE,
+            Open,
+            Deny,
+            MfaRequired,
+            &["p1"],
+        ),
+        (
+            "Office365 does not cover other apps",
+            vec![pol(
+                "p1",
+                en,
+                r#""applications":{"includeApplications":["Office365"]}"#,
+                "OR mfa",
+            )],
+            |r| r.app = AppId::from_u128(77).unwrap(),
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "All covers unnamed apps",
+            vec![pol("p1", en, "", "OR mfa")],
+            |r| r.app = AppId::from_u128(77).unwrap(),
+            Open,
+            Deny,
+            MfaRequired,
+            &["p1"],
+        ),
+        (
+            "All minus excluded app",
+            vec![pol(
+                "p1",
+                en,
+                &format!(
+                    r#""applications":{{"includeApplications":["All"],"excludeApplications":["{EXCHANGE}"]}}"#
+                ),
+                "OR mfa",
+            )],
+            |r| r.app = apps::EXCHANGE_ONLINE,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "All minus another app",
+            vec![pol(
+                "p1",
+                en,
+                &format!(
+                    r#""applications":{{"includeApplications":["All"],"excludeApplications":["{EXCHANGE}"]}}"#
+                ),
+                "OR mfa",
+            )],
+            none,
+            Open,
+            Deny,
+            MfaRequired,
+            &["p1"],
+        ),
+        (
+            "Office365 excluded",
+            vec![pol(
+                "p1",
+                en,
+                r#""applications":{"includeApplications":["All"],"excludeApplications":["Office365"]}"#,
+                "OR mfa",
+            )],
+            none,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "includeApplications None",
+            vec![pol(
+                "p1",
+                en,
+                r#""applications":{"includeApplications":["None"]}"#,
+                "OR block",
+            )],
+            none,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        // Client app types.
+        (
+            "browser not in [mobile]",
+            vec![pol(
+                "p1",
+                en,
+                r#""clientAppTypes":["mobileAppsAndDesktopClients"]"#,
+                "OR block",
+            )],
+            none,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "mobile in [mobile]",
+            vec![pol(
+                "p1",
+                en,
+                r#""clientAppTypes":["mobileAppsAndDesktopClients"]"#,
+                "OR block",
+            )],
+            |r| r.client_app = ClientAppType::MobileAppsAndDesktopClients,
+            Open,
+            Deny,
+            BlockedByPolicy,
+            &["p1"],
+        ),
+        (
+            "EAS in legacy",
+            vec![pol(
+                "p1",
+                en,
+                r#""clientAppTypes":["exchangeActiveSync","other"]"#,
+                "OR block",
+            )],
+            |r| r.client_app = ClientAppType::ExchangeActiveSync,
+            Open,
+            Deny,
+            BlockedByPolicy,
+            &["p1"],
+        ),
+        (
+            "other in legacy",
+            vec![pol(
+                "p1",
+                en,
+                r#""clientAppTypes":["exchangeActiveSync","other"]"#,
+                "OR block",
+            )],
+            |r| r.client_app = ClientAppType::Other,
+            Open,
+            Deny,
+            BlockedByPolicy,
+            &["p1"],
+        ),
+        (
+            "all client apps",
+            vec![pol("p1", en, r#""clientAppTypes":["all"]"#, "OR block")],
+            none,
+            Open,
+            Deny,
+            BlockedByPolicy,
+            &["p1"],
+        ),
+        // Platforms: from the device record, else the User-Agent; unknown only matches `all`.
+        (
+            "device platform not included",
+            vec![pol(
+                "p1",
+                en,
+                r#""platforms":{"includePlatforms":["iOS"]}"#,
+                "OR block",
+            )],
+            none,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "device platform wins over UA",
+            vec![pol(
+                "p1",
+                en,
+                r#""platforms":{"includePlatforms":["iOS"]}"#,
+                "OR block",
+            )],
+            |r| r.ua_platform = Some(Platform::Ios),
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "UA platform without device",
+            vec![pol(
+                "p1",
+                en,
+                r#""platforms":{"includePlatforms":["iOS"]}"#,
+                "OR block",
+            )],
+            |r| {
+                r.device = None;
+                r.ua_platform = Some(Platform::Ios)
+            },
+            Open,
+            Deny,
+            BlockedByPolicy,
+            &["p1"],
+        ),
+        (
+            "device without platform uses UA",
+            vec![pol(
+                "p1",
+                en,
+                r#""platforms":{"includePlatforms":["iOS"]}"#,
+                "OR block",
+            )],
+            |r| {
+                r.device = Some(DeviceFacts {
+                    platform: None,
+                    ..device()
+                });
+                r.ua_platform = Some(Platform::Ios)
+            },
+            Open,
+            Deny,
+            BlockedByPolicy,
+            &["p1"],
+        ),
+        (
+            "unknown platform vs list",
+            vec![pol(
+                "p1",
+                en,
+                r#""platforms":{"includePlatforms":["windows"]}"#,
+                "OR block",
+            )],
+            |r| {
+                r.device = None;
+                r.ua_platform = None
+            },
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "unknown platform vs all",
+            vec![pol(
+                "p1",
+                en,
+                r#""platforms":{"includePlatforms":["all"],"excludePlatforms":["iOS"]}"#,
+                "OR block",
+            )],
+            |r| {
+                r.device = None;
+                r.ua_platform = None
+            },
+            Open,
+            Deny,
+            BlockedByPolicy,
+            &["p1"],
+        ),
+        (
+            "platform excluded",
+            vec![pol(
+                "p1",
+                en,
+                r#""platforms":{"includePlatforms":["all"],"excludePlatforms":["windows"]}"#,
+                "OR block",
+            )],
+            none,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        // Locations: named ranges, All, AllTrusted, exclusions.
+        (
+            "AllTrusted includes loopback",
+            vec![pol(
+                "p1",
+                en,
+                r#""locations":{"includeLocations":["AllTrusted"]}"#,
+                "OR block",
+            )],
+            |r| r.ip = [127, 0, 0, 1].into(),
+            Open,
+            Deny,
+            BlockedByPolicy,
+            &["p1"],
+        ),
+        (
+            "AllTrusted excludes others",
+            vec![pol(
+                "p1",
+                en,
+                r#""locations":{"includeLocations":["AllTrusted"]}"#,
+                "OR block",
+            )],
+            none,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "All except trusted, trusted ip",
+            vec![pol(
+                "p1",
+                en,
+                r#""locations":{"includeLocations":["All"],"excludeLocations":["AllTrusted"]}"#,
+                "OR mfa",
+            )],
+            |r| r.ip = [127, 0, 0, 1].into(),
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "All except trusted, other ip",
+            vec![pol(
+                "p1",
+                en,
+                r#""locations":{"includeLocations":["All"],"excludeLocations":["AllTrusted"]}"#,
+                "OR mfa",
+            )],
+            none,
+            Open,
+            Deny,
+            MfaRequired,
+            &["p1"],
+        ),
+        (
+            "named location by id",
+            vec![pol(
+                "p1",
+                en,
+                r#""locations":{"includeLocations":["branch"]}"#,
+                "OR block",
+            )],
+            |r| r.ip = [10, 1, 2, 3].into(),
+            Open,
+            Deny,
+            BlockedByPolicy,
+            &["p1"],
+        ),
+        (
+            "named location, ip outside",
+            vec![pol(
+                "p1",
+                en,
+                r#""locations":{"includeLocations":["branch"]}"#,
+                "OR block",
+            )],
+            none,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        // Device filters, including null attributes for unknown devices.
+        (
+            "include filter matches",
+            vec![pol(
+                "p1",
+                en,
+                r#""devices":{"deviceFilter":{"mode":"include","rule":"device.trustType -eq \"AzureAD\""}}"#,
+                "OR mfa",
+            )],
+            none,
+            Open,
+            Deny,
+            MfaRequired,
+            &["p1"],
+        ),
+        (
+            "include filter, unknown device",
+            vec![pol(
+                "p1",
+                en,
+                r#""devices":{"deviceFilter":{"mode":"include","rule":"device.trustType -eq \"AzureAD\""}}"#,
+                "OR mfa",
+            )],
+            |r| r.device = None,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "exclude filter matches",
+            vec![pol(
+                "p1",
+                en,
+                r#""devices":{"deviceFilter":{"mode":"exclude","rule":"device.model -startsWith \"Surface\""}}"#,
+                "OR mfa",
+            )],
+            none,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "exclude filter, negative op on null",
+            vec![pol(
+                "p1",
+                en,
+                r#""devices":{"deviceFilter":{"mode":"exclude","rule":"device.trustType -ne \"AzureAD\""}}"#,
+                "OR mfa",
+            )],
+            |r| r.device = None,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "exclude filter, positive op on null",
+            vec![pol(
+                "p1",
+                en,
+                r#""devices":{"deviceFilter":{"mode":"exclude","rule":"device.trustType -eq \"AzureAD\""}}"#,
+                "OR mfa",
+            )],
+            |r| r.device = None,
+            Open,
+            Deny,
+            MfaRequired,
+            &["p1"],
+        ),
+        // Grant controls: block wins, AND/OR, mfa, domain join, unknown controls.
+        (
+            "block wins over satisfied",
+            vec![pol("p1", en, "", compliant), pol("p2", en, "", "OR block")],
+            none,
+            Open,
+            Deny,
+            BlockedByPolicy,
+            &["p2"],
+        ),
+        (
+            "AND needs both",
+            vec![pol("p1", en, "", "AND compliantDevice mfa")],
+            none,
+            Open,
+            Deny,
+            MfaRequired,
+            &["p1"],
+        ),
+        (
+            "AND with both",
+            vec![pol("p1", en, "", "AND compliantDevice mfa")],
+            |r| r.mfa = true,
+            Open,
+            Allow,
+            PolicySatisfied,
+            &["p1"],
+        ),
+        (
+            "OR with one",
+            vec![pol("p1", en, "", "OR compliantDevice mfa")],
+            |r| {
+                noncompliant(r);
+                r.mfa = true
+            },
+            Open,
+            Allow,
+            PolicySatisfied,
+            &["p1"],
+        ),
+        (
+            "OR with none names the device",
+            vec![pol("p1", en, "", "OR compliantDevice mfa")],
+            noncompliant,
+            Open,
+            Deny,
+            RiskAboveThreshold,
+            &["p1"],
+        ),
+        (
+            "mfa missing",
+            vec![pol("p1", en, "", "OR mfa")],
+            none,
+            Open,
+            Deny,
+            MfaRequired,
+            &["p1"],
+        ),
+        (
+            "mfa present",
+            vec![pol("p1", en, "", "OR mfa")],
+            |r| r.mfa = true,
+            Open,
+            Allow,
+            PolicySatisfied,
+            &["p1"],
+        ),
+        (
+            "domain join required",
+            vec![pol("p1", en, "", "OR domainJoinedDevice")],
+            none,
+            Open,
+            Deny,
+            DomainJoinRequired,
+            &["p1"],
+        ),
+        (
+            "domain joined",
+            vec![pol("p1", en, "", "OR domainJoinedDevice")],
+            |r| {
+                r.device = Some(DeviceFacts {
+                    trust_type: TrustType::ServerAd,
+                    ..device()
+                })
+            },
+            Open,
+            Allow,
+            PolicySatisfied,
+            &["p1"],
+        ),
+        (
+            "unknown control",
+            vec![pol("p1", en, "", "OR approvedApplication")],
+            none,
+            Open,
+            Deny,
+            ControlUnsatisfiable,
+            &["p1"],
+        ),
+        (
+            "unknown control OR mfa",
+            vec![pol("p1", en, "", "OR approvedApplication mfa")],
+            |r| r.mfa = true,
+            Open,
+            Allow,
+            PolicySatisfied,
+            &["p1"],
+        ),
+        (
+            "no grant controls",
+            vec![pol("p1", en, "", "")],
+            none,
+            Closed,
+            Allow,
+            PolicySatisfied,
+            &["p1"],
+        ),
+        (
+            "two failing: first names the reason",
+            vec![pol("p1", en, "", compliant), pol("p2", en, "", "OR mfa")],
+            |r| r.device = None,
+            Open,
+            Deny,
+            DeviceUnknown,
+            &["p1", "p2"],
+        ),
+        (
+            "all satisfied are deciding",
+            vec![pol("p1", en, "", compliant), pol("p2", en, "", "OR mfa")],
+            |r| r.mfa = true,
+            Closed,
+            Allow,
+            PolicySatisfied,
+            &["p1", "p2"],
+        ),
+        // Report-only and disabled policies are never enforced.
+        (
+            "report-only block",
+            vec![pol(
+                "p1",
+                "enabledForReportingButNotEnforced",
+                "",
+                "OR block",
+            )],
+            none,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+        (
+            "report-only does not protect",
+            vec![pol(
+                "p1",
+                "enabledForReportingButNotEnforced",
+                "",
+                compliant,
+            )],
+            none,
+            Closed,
+            Deny,
+            NotProtected,
+            &[],
+        ),
+        (
+            "disabled block",
+            vec![
+                pol("p1", "disabled", "", "OR block"),
+                pol("p2", en, "", compliant),
+            ],
+            none,
+            Closed,
+            Allow,
+            PolicySatisfied,
+            &["p2"],
+        ),
+        (
+            "unsupported condition never applies",
+            vec![pol("p1", en, r#""signInRiskLevels":["high"]"#, "OR block")],
+            none,
+            Open,
+            Allow,
+            UnprotectedAllowed,
+            &[],
+        ),
+    ];
+    for case in cases {
+        check(case);
+    }
+}
+
+#[test]
+fn per_policy_results() {
+    let ro = "enabledForReportingButNotEnforced";
+    let set = set_of(&[
+        pol("ok", "enabled", "", "OR compliantDevice"),
+        pol("fail", "enabled", "", "OR mfa"),
+        pol("na", "enabled", r#""clientAppTypes":["other"]"#, "OR block"),
+        pol("off", "disabled", "", "OR block"),
+        pol("ro-ok", ro, "", "OR compliantDevice"),
+        pol("ro-fail", ro, "", "OR block"),
+        pol("ro-na", ro, r#""clientAppTypes":["other"]"#, "OR block"),
+    ]);
+    let d = decide(&set, &request(), Unprotected::Deny);
+    let results: Vec<_> = (0..set.len()).map(|i| d.result(&set, i).as_str()).collect();
+    assert_eq!(
+        results,
+        [
+            "success",
+            "failure",
+            "notApplied",
+            "notEnabled",
+            "reportOnlySuccess",
+            "reportOnlyFailure",
+            "reportOnlyNotApplied"
+        ]
+    );
+    assert_eq!(
+        (d.verdict, d.reason),
+        (Verdict::Deny, ReasonCode::MfaRequired)
+    );
+}
+
+#[test]
+fn index_only_lists_policies_that_can_apply() {
+    let set = set_of(&[
+        pol(
+            "sp",
+            "enabled",
+            &format!(r#""applications":{{"includeApplications":["{SHAREPOINT}"]}}"#),
+            "OR mfa",
+        ),
+        pol(
+            "all-but-ex",
+            "enabled",
+            &format!(
+                r#""applications":{{"includeApplications":["All"],"excludeApplications":["{EXCHANGE}"]}}"#
+            ),
+            "OR mfa",
+        ),
+        pol("off", "disabled", "", "OR block"),
+        pol("all", "enabled", "", "OR mfa"),
+    ]);
+    for (app, expected) in [
+        (apps::SHAREPOINT_ONLINE, &[0u16, 1, 3][..]),
+        (apps::EXCHANGE_ONLINE, &[3]),
+        (AppId::from_u128(9).unwrap(), &[1, 3]),
+    ] {
+        assert_eq!(set.candidates(app), expected, "{app}");
+    }
+}
