@@ -18,6 +18,7 @@ use http::HeaderValue;
 pub use duration::parse_duration;
 pub use error::{line_column, ConfigError, ConfigErrors};
 
+pub use crate::access::Unprotected;
 use crate::ids::AppId;
 use identity::IdentityConfig;
 use sources::SourcesConfig;
@@ -94,15 +95,6 @@ pub enum HostHeader {
     Upstream,
     /// Send this value.
     Fixed(HeaderValue),
-}
-
-/// The route's answer when no enabled conditional-access policy applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unprotected {
-    /// Refuse (default): an app behind Portcullis is closed unless a policy or the config opens it.
-    Deny,
-    /// Let the request through.
-    Allow,
 }
 
 /// Limits and timeouts (section `[limits]`).
