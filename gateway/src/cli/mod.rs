@@ -5,6 +5,7 @@ mod demo;
 mod logging;
 mod serve;
 mod signals;
+mod token;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,6 +58,27 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
     },
+    /// Mint a token with the configured demo issuer key (refused unless the key is marked
+    /// `demo = true`). Prints the token.
+    Token {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// User object id (GUID).
+        #[arg(long)]
+        user: crate::ids::UserId,
+        /// Device id (GUID) for the `deviceid` claim.
+        #[arg(long)]
+        device: Option<crate::ids::DeviceId>,
+        /// Group object id; repeat for several.
+        #[arg(long = "group")]
+        groups: Vec<crate::ids::GroupId>,
+        /// Put `mfa` in the `amr` claim.
+        #[arg(long)]
+        mfa: bool,
+        /// Lifetime, e.g. `1h`, `30m`.
+        #[arg(long, default_value = "1h", value_parser = crate::config::parse_duration)]
+        expires_in: std::time::Duration,
+    },
     /// Run a stand-in app server (SharePoint Online or Exchange Online).
     Standin {
         #[arg(long, value_enum)]
@@ -90,6 +112,14 @@ pub fn main() -> ExitCode {
             Command::Check { config } => check::run(&config),
             Command::Demo { listen } => demo::run(listen).await,
             Command::Standin { app, listen } => serve::standin(app, listen).await,
+            Command::Token { config, user, device, groups, mfa, expires_in } => token::run(token::TokenArgs {
+                config: &config,
+                user,
+                device,
+                groups,
+                mfa,
+                expires_in,
+            }),
         }
     });
     match result {
