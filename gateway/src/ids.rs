@@ -179,7 +179,10 @@ mod tests {
             Guid::parse("00000000-0000-0000-0000-000000000000"),
             Err(GuidError::Nil)
         );
-        assert!(matches!(Guid::parse("not-a-guid"), Err(GuidError::Malformed(_))));
+        assert!(matches!(
+            Guid::parse("not-a-guid"),
+            Err(GuidError::Malformed(_))
+        ));
         assert!(matches!(Guid::parse(""), Err(GuidError::Malformed(_))));
     }
 

@@ -225,7 +225,12 @@ mod tests {
         GroupId::from_u128(0xbbbb_0000 + n).unwrap()
     }
 
-    fn policy(platform: Platform, max: Option<Risk>, grace: u32, a: Assignments) -> CompliancePolicy {
+    fn policy(
+        platform: Platform,
+        max: Option<Risk>,
+        grace: u32,
+        a: Assignments,
+    ) -> CompliancePolicy {
         CompliancePolicy {
             id: "p".into(),
             display_name: "p".into(),
@@ -304,20 +309,50 @@ mod tests {
     fn rules_table() {
         let stale = |d: &mut DeviceRecord| d.last_sync = Some(NOW.plus_millis(-31 * DAY));
         let mut cases = vec![
-            Case { device: None, state: Unknown, reasons: &[DeviceUnknown], ..case("not in inventory") },
-            Case { state: Compliant, ..case("low risk under medium policy") },
-            Case { risk: Risk::Medium, ..case("risk equal to the level is fine") },
-            Case { risk: Risk::High, state: Noncompliant, reasons: &[RiskAboveThreshold], ..case("high under medium") },
-            Case { risk: Risk::Unavailable, state: Noncompliant, reasons: &[RiskUnavailable], ..case("no risk data") },
-            Case { policies: vec![], state: Noncompliant, reasons: &[NoPolicyAssigned], ..case("no policy, secure by default") },
+            Case {
+                device: None,
+                state: Unknown,
+                reasons: &[DeviceUnknown],
+                ..case("not in inventory")
+            },
+            Case {
+                state: Compliant,
+                ..case("low risk under medium policy")
+            },
+            Case {
+                risk: Risk::Medium,
+                ..case("risk equal to the level is fine")
+            },
+            Case {
+                risk: Risk::High,
+                state: Noncompliant,
+                reasons: &[RiskAboveThreshold],
+                ..case("high under medium")
+            },
+            Case {
+                risk: Risk::Unavailable,
+                state: Noncompliant,
+                reasons: &[RiskUnavailable],
+                ..case("no risk data")
+            },
             Case {
                 policies: vec![],
-                settings: TenantSettings { secure_by_default: false, ..TenantSettings::default() },
+                state: Noncompliant,
+                reasons: &[NoPolicyAssigned],
+                ..case("no policy, secure by default")
+            },
+            Case {
+                policies: vec![],
+                settings: TenantSettings {
+                    secure_by_default: false,
+                    ..TenantSettings::default()
+                },
                 ..case("no policy, Intune default")
             },
             Case {
                 policies: vec![policy(Platform::Android, Some(Risk::Secured), 0, all())],
-                state: Noncompliant, reasons: &[NoPolicyAssigned],
+                state: Noncompliant,
+                reasons: &[NoPolicyAssigned],
                 ..case("policy for another platform does not apply")
             },
             Case {
@@ -326,34 +361,73 @@ mod tests {
                 ..case("threat check off ignores risk")
             },
             Case {
-                policies: vec![policy(Platform::Windows, Some(Risk::Low), 0, groups(&[1], &[]))],
-                risk: Risk::Medium, state: Noncompliant, reasons: &[RiskAboveThreshold],
+                policies: vec![policy(
+                    Platform::Windows,
+                    Some(Risk::Low),
+                    0,
+                    groups(&[1], &[]),
+                )],
+                risk: Risk::Medium,
+                state: Noncompliant,
+                reasons: &[RiskAboveThreshold],
                 ..case("included by group")
             },
             Case {
-                policies: vec![policy(Platform::Windows, Some(Risk::Low), 0, groups(&[2], &[]))],
-                risk: Risk::Medium, state: Noncompliant, reasons: &[NoPolicyAssigned],
+                policies: vec![policy(
+                    Platform::Windows,
+                    Some(Risk::Low),
+                    0,
+                    groups(&[2], &[]),
+                )],
+                risk: Risk::Medium,
+                state: Noncompliant,
+                reasons: &[NoPolicyAssigned],
                 ..case("not in the included group")
             },
             Case {
-                policies: vec![policy(Platform::Windows, Some(Risk::Low), 0, Assignments { all_devices: true, exclude_groups: vec![group(1)], ..Assignments::default() })],
-                risk: Risk::Medium, state: Noncompliant, reasons: &[NoPolicyAssigned],
+                policies: vec![policy(
+                    Platform::Windows,
+                    Some(Risk::Low),
+                    0,
+                    Assignments {
+                        all_devices: true,
+                        exclude_groups: vec![group(1)],
+                        ..Assignments::default()
+                    },
+                )],
+                risk: Risk::Medium,
+                state: Noncompliant,
+                reasons: &[NoPolicyAssigned],
                 ..case("exclusion beats inclusion")
             },
             Case {
-                policies: vec![policy(Platform::Windows, Some(Risk::Low), 0, Assignments { all_licensed_users: true, ..Assignments::default() })],
-                risk: Risk::Medium, state: Noncompliant, reasons: &[NoPolicyAssigned],
+                policies: vec![policy(
+                    Platform::Windows,
+                    Some(Risk::Low),
+                    0,
+                    Assignments {
+                        all_licensed_users: true,
+                        ..Assignments::default()
+                    },
+                )],
+                risk: Risk::Medium,
+                state: Noncompliant,
+                reasons: &[NoPolicyAssigned],
                 ..case("all licensed users needs a primary user")
             },
             Case {
-                risk: Risk::High, policies: vec![policy(Platform::Windows, Some(Risk::Medium), 24, all())],
-                state: GRACE, reasons: &[RiskAboveThreshold, InGracePeriod],
+                risk: Risk::High,
+                policies: vec![policy(Platform::Windows, Some(Risk::Medium), 24, all())],
+                state: GRACE,
+                reasons: &[RiskAboveThreshold, InGracePeriod],
                 ..case("failing with grace starts the grace now")
             },
             Case {
-                risk: Risk::High, policies: vec![policy(Platform::Windows, Some(Risk::Medium), 24, all())],
+                risk: Risk::High,
+                policies: vec![policy(Platform::Windows, Some(Risk::Medium), 24, all())],
                 failing_since: Some(NOW.plus_millis(-25 * HOUR)),
-                state: Noncompliant, reasons: &[RiskAboveThreshold],
+                state: Noncompliant,
+                reasons: &[RiskAboveThreshold],
                 ..case("grace ran out")
             },
             Case {
@@ -362,7 +436,8 @@ mod tests {
                     policy(Platform::Windows, Some(Risk::Medium), 24, all()),
                     policy(Platform::Windows, Some(Risk::Medium), 0, groups(&[1], &[])),
                 ],
-                state: Noncompliant, reasons: &[RiskAboveThreshold],
+                state: Noncompliant,
+                reasons: &[RiskAboveThreshold],
                 ..case("worst wins: noncompliant beats grace")
             },
             Case {
@@ -371,7 +446,8 @@ mod tests {
                     policy(Platform::Windows, Some(Risk::Secured), 24, all()),
                     policy(Platform::Windows, Some(Risk::High), 0, all()),
                 ],
-                state: GRACE, reasons: &[RiskAboveThreshold, InGracePeriod],
+                state: GRACE,
+                reasons: &[RiskAboveThreshold, InGracePeriod],
                 ..case("worst wins: grace beats compliant")
             },
         ];
@@ -410,7 +486,15 @@ mod tests {
         cases.push(mdm_grace);
         let mut user = case("all licensed users covers a device with a user");
         user.device.as_mut().unwrap().user = UserId::from_u128(7);
-        user.policies = vec![policy(Platform::Windows, Some(Risk::Low), 0, Assignments { all_licensed_users: true, ..Assignments::default() })];
+        user.policies = vec![policy(
+            Platform::Windows,
+            Some(Risk::Low),
+            0,
+            Assignments {
+                all_licensed_users: true,
+                ..Assignments::default()
+            },
+        )];
         user.risk = Risk::Medium;
         user.state = Noncompliant;
         user.reasons = &[RiskAboveThreshold];
@@ -457,32 +541,69 @@ mod tests {
         assert_eq!(got.valid_until, Some(sync.plus_days(30).plus_millis(1)));
         assert_eq!(got.details.failing_since, None);
 
-        let settings = TenantSettings { risk_max_age_ms: Some(2 * HOUR), ..TenantSettings::default() };
-        let got = check(Case { settings, ..case("risk ages out first") });
+        let settings = TenantSettings {
+            risk_max_age_ms: Some(2 * HOUR),
+            ..TenantSettings::default()
+        };
+        let got = check(Case {
+            settings,
+            ..case("risk ages out first")
+        });
         assert_eq!(got.valid_until, Some(NOW.plus_millis(HOUR + 1)));
 
-        let settings = TenantSettings { risk_max_age_ms: Some(HOUR / 2), ..TenantSettings::default() };
-        let got = check(Case { settings, state: Noncompliant, reasons: &[RiskUnavailable], ..case("risk too old") });
+        let settings = TenantSettings {
+            risk_max_age_ms: Some(HOUR / 2),
+            ..TenantSettings::default()
+        };
+        let got = check(Case {
+            settings,
+            state: Noncompliant,
+            reasons: &[RiskUnavailable],
+            ..case("risk too old")
+        });
         assert_eq!(got.details.observed_risk, Risk::Unavailable);
 
         let mut unmanaged = windows();
         unmanaged.managed = false;
-        let got = check(Case { device: Some(unmanaged), state: Noncompliant, reasons: &[DeviceNotManaged], ..case("no change by time") });
+        let got = check(Case {
+            device: Some(unmanaged),
+            state: Noncompliant,
+            reasons: &[DeviceNotManaged],
+            ..case("no change by time")
+        });
         assert_eq!(got.valid_until, None);
     }
 
     /// The worked example of product brief section 1.
     #[test]
     fn worked_example_medium_policy_high_then_medium() {
-        let policies = CompliancePolicies::new([policy(Platform::Windows, Some(Risk::Medium), 0, all())]);
+        let policies =
+            CompliancePolicies::new([policy(Platform::Windows, Some(Risk::Medium), 0, all())]);
         let settings = TenantSettings::default();
         let d = windows();
-        let high = evaluate(Some(&d), RiskObservation::new(Risk::High, NOW), None, &policies, &settings, NOW);
+        let high = evaluate(
+            Some(&d),
+            RiskObservation::new(Risk::High, NOW),
+            None,
+            &policies,
+            &settings,
+            NOW,
+        );
         assert_eq!(high.state, Noncompliant);
         assert!(high.reasons.contains(RiskAboveThreshold));
-        assert_eq!((high.details.observed_risk, high.details.allowed_risk), (Risk::High, Some(Risk::Medium)));
+        assert_eq!(
+            (high.details.observed_risk, high.details.allowed_risk),
+            (Risk::High, Some(Risk::Medium))
+        );
         let later = NOW.plus_millis(60_000);
-        let back = evaluate(Some(&d), RiskObservation::new(Risk::Medium, later), high.details.failing_since, &policies, &settings, later);
+        let back = evaluate(
+            Some(&d),
+            RiskObservation::new(Risk::Medium, later),
+            high.details.failing_since,
+            &policies,
+            &settings,
+            later,
+        );
         assert_eq!(back.state, Compliant);
         assert!(back.reasons.is_empty());
     }

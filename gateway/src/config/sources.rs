@@ -46,7 +46,10 @@ fn default_debounce() -> Duration {
 
 impl SourcesConfig {
     /// A config naming just the two required documents, with defaults for the rest.
-    pub fn new(managed_devices: impl Into<PathBuf>, compliance_policies: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        managed_devices: impl Into<PathBuf>,
+        compliance_policies: impl Into<PathBuf>,
+    ) -> Self {
         Self {
             managed_devices: managed_devices.into(),
             defender_machines: None,
@@ -70,9 +73,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("not a duration: {text:?} (use e.g. \"250ms\", \"2s\", \"5m\", \"1h\")"))?;
+    let n: u64 = num.parse().map_err(|_| {
+        format!("not a duration: {text:?} (use e.g. \"250ms\", \"2s\", \"5m\", \"1h\")")
+    })?;
     let secs = |mul: u64| n.checked_mul(mul).map(Duration::from_secs);
     match unit.trim() {
         "ms" => Some(Duration::from_millis(n)),
@@ -110,11 +113,20 @@ mod tests {
     fn keys_defaults_and_errors() {
         let base = "managed_devices = \"d.json\"\ncompliance_policies = \"p.json\"\n";
         check(base, Ok("watch: true, debounce: 250ms, risk_max_age: None"));
-        check(&format!("{base}debounce = \"2s\"\nrisk_max_age = \"1h\"\nwatch = false"), Ok("watch: false, debounce: 2s, risk_max_age: Some(3600s)"));
+        check(
+            &format!("{base}debounce = \"2s\"\nrisk_max_age = \"1h\"\nwatch = false"),
+            Ok("watch: false, debounce: 2s, risk_max_age: Some(3600s)"),
+        );
         check(&format!("{base}defender_machines = \"m.json\"\ntenant_settings = \"t.json\"\nconditional_access = \"ca.json\""), Ok("conditional_access: Some(\"ca.json\")"));
         check(&format!("{base}debounce = \"soon\""), Err("not a duration"));
-        check(&format!("{base}colour = \"red\""), Err("unknown field `colour`"));
-        check("managed_devices = \"d.json\"", Err("missing field `compliance_policies`"));
+        check(
+            &format!("{base}colour = \"red\""),
+            Err("unknown field `colour`"),
+        );
+        check(
+            "managed_devices = \"d.json\"",
+            Err("missing field `compliance_policies`"),
+        );
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("5 parsecs").is_err());
     }

@@ -95,17 +95,30 @@ fn pack(
     p.set_flags(d.managed, has_extras, d.mdm_state);
     p.set_risk(risk);
     if has_extras {
-        statics.extras.push((d.id.as_u128(), last_sync, Box::new(extras)));
+        statics
+            .extras
+            .push((d.id.as_u128(), last_sync, Box::new(extras)));
     }
     let mut facts = d.facts();
     facts.last_sync = packed::from_secs(last_sync);
-    let c = evaluate_facts(Some(facts), risk, failing_since, &rules.policies, &rules.settings, now);
+    let c = evaluate_facts(
+        Some(facts),
+        risk,
+        failing_since,
+        &rules.policies,
+        &rules.settings,
+        now,
+    );
     p.set_compliance(&c);
     p
 }
 
 /// Cuts sorted, de-duplicated entries into chunks and builds the bucket directory.
-fn assemble(entries: Vec<Packed>, statics: super::statics::Statics, rules: &ComplianceRules) -> DeviceTable {
+fn assemble(
+    entries: Vec<Packed>,
+    statics: super::statics::Statics,
+    rules: &ComplianceRules,
+) -> DeviceTable {
     let len = entries.len();
     let buckets = (len.next_power_of_two() / 2).max(2);
     let shift = 64 - buckets.trailing_zeros();
@@ -135,7 +148,7 @@ fn assemble(entries: Vec<Packed>, statics: super::statics::Statics, rules: &Comp
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::compliance::{CompliancePolicies, CompliancePolicy, Assignments, TenantSettings};
+    use crate::compliance::{Assignments, CompliancePolicies, CompliancePolicy, TenantSettings};
     use crate::ids::{DeviceId, GroupId, UserId};
     use crate::model::{ComplianceState, Platform, Risk};
     use crate::reason::ReasonCode;
@@ -150,7 +163,10 @@ pub(crate) mod tests {
                 platform: Platform::Windows,
                 max_risk: Some(max),
                 grace_hours,
-                assignments: Assignments { all_devices: true, ..Assignments::default() },
+                assignments: Assignments {
+                    all_devices: true,
+                    ..Assignments::default()
+                },
                 os_minimum_version: None,
                 storage_require_encryption: None,
             }]),
@@ -180,7 +196,10 @@ pub(crate) mod tests {
             let e = table.get(DeviceId::from_u128(i).unwrap()).unwrap();
             assert_eq!(e.id().as_u128(), i);
             assert_eq!(e.display_name(), format!("PC-{i}"));
-            assert_eq!((e.os_version(), e.model(), e.manufacturer()), ("10.0.22631", "Surface", "Microsoft"));
+            assert_eq!(
+                (e.os_version(), e.model(), e.manufacturer()),
+                ("10.0.22631", "Surface", "Microsoft")
+            );
             assert_eq!(e.state(), ComplianceState::Compliant);
             assert_eq!(e.groups().len(), 1);
         }
@@ -195,21 +214,39 @@ pub(crate) mod tests {
         old.display_name = "old".into();
         let fresh = device(7);
         let file = RiskObservation::new(Risk::Low, NOW.plus_hours(-2));
-        let table = build_table([(old, file), (fresh.clone(), file)], &rules(Risk::Medium, 0), None, NOW);
+        let table = build_table(
+            [(old, file), (fresh.clone(), file)],
+            &rules(Risk::Medium, 0),
+            None,
+            NOW,
+        );
         assert_eq!(table.len(), 1);
         let e = table.get(fresh.id).unwrap();
         assert_eq!(e.display_name(), "PC-7");
 
         let pushed = RiskObservation::new(Risk::High, NOW.plus_hours(-1));
-        let prev = build_table([(fresh.clone(), pushed)], &rules(Risk::Medium, 24), None, NOW);
+        let prev = build_table(
+            [(fresh.clone(), pushed)],
+            &rules(Risk::Medium, 24),
+            None,
+            NOW,
+        );
         let first = prev.get(fresh.id).unwrap().compliance();
         assert_eq!(first.state, ComplianceState::InGracePeriod);
         let later = NOW.plus_hours(2);
-        let next = build_table([(fresh.clone(), file)], &rules(Risk::Medium, 24), Some(&prev), later);
+        let next = build_table(
+            [(fresh.clone(), file)],
+            &rules(Risk::Medium, 24),
+            Some(&prev),
+            later,
+        );
         let c = next.get(fresh.id).unwrap().compliance();
         assert_eq!(next.get(fresh.id).unwrap().risk(), pushed);
         assert_eq!(c.details.failing_since, first.details.failing_since);
         assert!(c.reasons.contains(ReasonCode::InGracePeriod));
-        assert_eq!(c.details.grace_until, Some(UnixMillis::from_secs(NOW.as_secs()).plus_hours(24)));
+        assert_eq!(
+            c.details.grace_until,
+            Some(UnixMillis::from_secs(NOW.as_secs()).plus_hours(24))
+        );
     }
 }

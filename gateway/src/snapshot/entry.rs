@@ -4,7 +4,9 @@
 use std::fmt;
 
 use crate::clock::UnixMillis;
-use crate::compliance::{Compliance, ComplianceDetails, DeviceFacts, MdmState, Ownership, RiskObservation};
+use crate::compliance::{
+    Compliance, ComplianceDetails, DeviceFacts, MdmState, Ownership, RiskObservation,
+};
 use crate::ids::{DeviceId, GroupId, UserId};
 use crate::model::{ComplianceState, Platform, Risk, TrustType};
 use crate::reason::ReasonSet;
@@ -115,14 +117,20 @@ impl<'a> DeviceEntry<'a> {
 
     pub fn os_version(&self) -> &'a str {
         if self.p.os_version == SPILLED {
-            return self.extras().and_then(|e| e.os_version.as_deref()).unwrap_or("");
+            return self
+                .extras()
+                .and_then(|e| e.os_version.as_deref())
+                .unwrap_or("");
         }
         self.table.statics.os_version(self.p.os_version)
     }
 
     pub fn manufacturer(&self) -> &'a str {
         if self.p.hardware == SPILLED {
-            return self.extras().and_then(|e| e.manufacturer.as_deref()).unwrap_or("");
+            return self
+                .extras()
+                .and_then(|e| e.manufacturer.as_deref())
+                .unwrap_or("");
         }
         self.table.statics.hardware(self.p.hardware).0
     }

@@ -67,7 +67,9 @@ fn index_of<T: PartialEq>(all: &[T], v: &T) -> u8 {
 }
 
 fn at<T: Copy>(all: &[T], i: u8) -> T {
-    all.get(usize::from(i)).copied().unwrap_or(all[all.len() - 1])
+    all.get(usize::from(i))
+        .copied()
+        .unwrap_or(all[all.len() - 1])
 }
 
 pub(crate) fn split(v: u128) -> [u64; 2] {
@@ -117,8 +119,8 @@ impl Packed {
         at(&MdmState::ALL, self.flags >> MDM_SHIFT)
     }
     pub fn set_flags(&mut self, managed: bool, extras: bool, mdm: MdmState) {
-        self.flags = u8::from(managed) * MANAGED
-            | u8::from(extras) * HAS_EXTRAS
+        self.flags = (u8::from(managed) * MANAGED)
+            | (u8::from(extras) * HAS_EXTRAS)
             | (index_of(&MdmState::ALL, &mdm) << MDM_SHIFT);
     }
     pub fn has(&self, flag: u8) -> bool {
@@ -164,8 +166,9 @@ impl Packed {
             .map_or(0, |r| index_of(&Risk::ALL, &r) + 1);
         self.grace_until = secs_ceil(c.details.grace_until);
         self.failing_since = secs_floor(c.details.failing_since);
-        let expired = c.details.observed_risk == Risk::Unavailable && self.risk() .risk != Risk::Unavailable;
-        self.flags = (self.flags & !RISK_EXPIRED) | u8::from(expired) * RISK_EXPIRED;
+        let expired =
+            c.details.observed_risk == Risk::Unavailable && self.risk().risk != Risk::Unavailable;
+        self.flags = (self.flags & !RISK_EXPIRED) | (u8::from(expired) * RISK_EXPIRED);
     }
 }
 
@@ -206,7 +209,10 @@ mod tests {
         }
         for m in MdmState::ALL {
             p.set_flags(true, false, m);
-            assert_eq!((p.mdm_state(), p.has(MANAGED), p.has(HAS_EXTRAS)), (m, true, false));
+            assert_eq!(
+                (p.mdm_state(), p.has(MANAGED), p.has(HAS_EXTRAS)),
+                (m, true, false)
+            );
         }
         let obs = RiskObservation::new(Risk::High, UnixMillis(1_234));
         p.set_risk(obs);

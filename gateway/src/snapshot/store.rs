@@ -21,7 +21,10 @@ use super::{ComplianceRules, Snapshot};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     /// Applied and published as `version`.
-    Updated { version: u64, compliance: Compliance },
+    Updated {
+        version: u64,
+        compliance: Compliance,
+    },
     /// Older than the observation the device already has; ignored.
     IgnoredOlder { current: RiskObservation },
 }
@@ -256,7 +259,14 @@ impl<'a> Edit<'a> {
         let facts = before.facts();
         let failing_since = before.compliance().details.failing_since;
         let risk = risk.unwrap_or_else(|| before.risk());
-        let c = evaluate_facts(Some(facts), risk, failing_since, &rules.policies, &rules.settings, now);
+        let c = evaluate_facts(
+            Some(facts),
+            risk,
+            failing_since,
+            &rules.policies,
+            &rules.settings,
+            now,
+        );
         let chunks = self.chunks.get_or_insert_with(|| base.chunks.clone());
         let ci = pos >> CHUNK_BITS;
         let chunk = Arc::make_mut(&mut chunks[ci]);
@@ -305,7 +315,12 @@ mod tests {
 
     fn store(n: u128, grace: u32) -> SnapshotStore {
         let rules = rules(grace);
-        let records = (1..=n).map(|i| (crate::snapshot::build::tests::device(i), RiskObservation::new(Risk::Low, NOW)));
+        let records = (1..=n).map(|i| {
+            (
+                crate::snapshot::build::tests::device(i),
+                RiskObservation::new(Risk::Low, NOW),
+            )
+        });
         let devices = build_table(records, &rules, None, NOW);
         let mut s = Snapshot::empty(Arc::new(PolicySet::empty()), NOW);
         s.devices = devices;
@@ -332,26 +347,52 @@ mod tests {
         let s = store(3_000, 0);
         let before = s.load_full();
         let t1 = NOW.plus_millis(1_000);
-        let got = s.apply_risk(id(2_000), RiskObservation::new(Risk::High, t1), t1).unwrap();
+        let got = s
+            .apply_risk(id(2_000), RiskObservation::new(Risk::High, t1), t1)
+            .unwrap();
         assert!(matches!(got, Applied::Updated { version: 2, .. }));
-        check(&s, 2_000, ComplianceState::Noncompliant, Some(ReasonCode::RiskAboveThreshold));
+        check(
+            &s,
+            2_000,
+            ComplianceState::Noncompliant,
+            Some(ReasonCode::RiskAboveThreshold),
+        );
         // The old snapshot is untouched and shares all but one chunk.
-        assert_eq!(before.devices.get(id(2_000)).unwrap().state(), ComplianceState::Compliant);
+        assert_eq!(
+            before.devices.get(id(2_000)).unwrap().state(),
+            ComplianceState::Compliant
+        );
         let after = s.load_full();
-        let shared = before.devices.chunks.iter().zip(after.devices.chunks.iter()).filter(|(a, b)| Arc::ptr_eq(a, b)).count();
+        let shared = before
+            .devices
+            .chunks
+            .iter()
+            .zip(after.devices.chunks.iter())
+            .filter(|(a, b)| Arc::ptr_eq(a, b))
+            .count();
         assert_eq!(shared, before.devices.chunks.len() - 1);
         let t2 = t1.plus_millis(1_000);
-        s.apply_risk(id(2_000), RiskObservation::new(Risk::Medium, t2), t2).unwrap();
+        s.apply_risk(id(2_000), RiskObservation::new(Risk::Medium, t2), t2)
+            .unwrap();
         check(&s, 2_000, ComplianceState::Compliant, None);
     }
 
     #[test]
     fn older_signals_are_ignored_and_unknown_devices_refused() {
         let s = store(10, 0);
-        let got = s.apply_risk(id(3), RiskObservation::new(Risk::High, NOW.plus_millis(-1)), NOW).unwrap();
+        let got = s
+            .apply_risk(
+                id(3),
+                RiskObservation::new(Risk::High, NOW.plus_millis(-1)),
+                NOW,
+            )
+            .unwrap();
         assert!(matches!(got, Applied::IgnoredOlder { .. }));
         check(&s, 3, ComplianceState::Compliant, None);
-        assert_eq!(s.apply_risk(id(99), RiskObservation::new(Risk::High, NOW), NOW), Err(RiskError::UnknownDevice(id(99))));
+        assert_eq!(
+            s.apply_risk(id(99), RiskObservation::new(Risk::High, NOW), NOW),
+            Err(RiskError::UnknownDevice(id(99)))
+        );
         assert_eq!(s.load().version, 1);
     }
 
@@ -359,12 +400,29 @@ mod tests {
     fn batch_publishes_once() {
         let s = store(5_000, 0);
         let t = NOW.plus_millis(5);
-        let signals: Vec<_> = (1..=100).map(|i| (id(i * 37), RiskObservation::new(Risk::High, t)))
-            .chain([(id(9_999), RiskObservation::new(Risk::High, t)), (id(1), RiskObservation::new(Risk::High, NOW.plus_millis(-5)))])
+        let signals: Vec<_> = (1..=100)
+            .map(|i| (id(i * 37), RiskObservation::new(Risk::High, t)))
+            .chain([
+                (id(9_999), RiskObservation::new(Risk::High, t)),
+                (id(1), RiskObservation::new(Risk::High, NOW.plus_millis(-5))),
+            ])
             .collect();
         let out = s.apply_risks(&signals, t);
-        assert_eq!((out.version, out.updated, out.ignored_older, out.unknown.len()), (Some(2), 100, 1, 1));
-        check(&s, 37 * 50, ComplianceState::Noncompliant, Some(ReasonCode::RiskAboveThreshold));
+        assert_eq!(
+            (
+                out.version,
+                out.updated,
+                out.ignored_older,
+                out.unknown.len()
+            ),
+            (Some(2), 100, 1, 1)
+        );
+        check(
+            &s,
+            37 * 50,
+            ComplianceState::Noncompliant,
+            Some(ReasonCode::RiskAboveThreshold),
+        );
         check(&s, 1, ComplianceState::Compliant, None);
     }
 
@@ -372,13 +430,31 @@ mod tests {
     fn grace_runs_out_by_reevaluation() {
         let s = store(100, 2);
         let t = NOW.plus_millis(1_000);
-        s.apply_risk(id(5), RiskObservation::new(Risk::High, t), t).unwrap();
-        check(&s, 5, ComplianceState::InGracePeriod, Some(ReasonCode::InGracePeriod));
-        let until = s.load().devices.get(id(5)).unwrap().compliance().valid_until.unwrap();
+        s.apply_risk(id(5), RiskObservation::new(Risk::High, t), t)
+            .unwrap();
+        check(
+            &s,
+            5,
+            ComplianceState::InGracePeriod,
+            Some(ReasonCode::InGracePeriod),
+        );
+        let until = s
+            .load()
+            .devices
+            .get(id(5))
+            .unwrap()
+            .compliance()
+            .valid_until
+            .unwrap();
         assert_eq!(s.next_due(), Some(until));
         assert_eq!(s.reevaluate_due(until.plus_millis(-1)), None);
         assert_eq!(s.reevaluate_due(until), Some(3));
-        check(&s, 5, ComplianceState::Noncompliant, Some(ReasonCode::RiskAboveThreshold));
+        check(
+            &s,
+            5,
+            ComplianceState::Noncompliant,
+            Some(ReasonCode::RiskAboveThreshold),
+        );
         check(&s, 6, ComplianceState::Compliant, None);
     }
 
@@ -389,8 +465,13 @@ mod tests {
         assert!(got.is_err());
         assert_eq!(s.load().version, 1);
         let h = s.health();
-        assert_eq!(h.last_error.as_deref(), Some("devices.json: line 3 column 2"));
-        let v = s.rebuild(NOW, |prev| Ok::<_, String>(prev.clone())).unwrap();
+        assert_eq!(
+            h.last_error.as_deref(),
+            Some("devices.json: line 3 column 2")
+        );
+        let v = s
+            .rebuild(NOW, |prev| Ok::<_, String>(prev.clone()))
+            .unwrap();
         assert_eq!(v, 2);
         assert_eq!(s.health().last_error, None);
         let _ = DeviceRecord::new(id(1), Platform::Windows);

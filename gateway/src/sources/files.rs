@@ -33,12 +33,24 @@ pub fn load(
     let devices_path = SourcesConfig::resolve(base_dir, &cfg.managed_devices);
     let (text, modified) = read(&devices_path)?;
     let devices = parse_managed_devices(&devices_path.display().to_string(), &text)?;
-    statuses.push(status("managed_devices", devices_path, devices.devices.len(), modified, now));
+    statuses.push(status(
+        "managed_devices",
+        devices_path,
+        devices.devices.len(),
+        modified,
+        now,
+    ));
 
     let policies_path = SourcesConfig::resolve(base_dir, &cfg.compliance_policies);
     let (text, modified) = read(&policies_path)?;
     let policies = parse_compliance_policies(&policies_path.display().to_string(), &text)?;
-    statuses.push(status("compliance_policies", policies_path, policies.len(), modified, now));
+    statuses.push(status(
+        "compliance_policies",
+        policies_path,
+        policies.len(),
+        modified,
+        now,
+    ));
 
     let mut settings = TenantSettings::default();
     if let Some(p) = &cfg.tenant_settings {
@@ -56,7 +68,13 @@ pub fn load(
         let path = SourcesConfig::resolve(base_dir, p);
         let (text, modified) = read(&path)?;
         risks = parse_defender_machines(&path.display().to_string(), &text)?;
-        statuses.push(status("defender_machines", path, risks.len(), modified, now));
+        statuses.push(status(
+            "defender_machines",
+            path,
+            risks.len(),
+            modified,
+            now,
+        ));
     }
     if let Some(p) = &cfg.conditional_access {
         let path = SourcesConfig::resolve(base_dir, p);
@@ -129,7 +147,11 @@ fn read(path: &Path) -> Result<(String, Option<UnixMillis>), SourceError> {
 }
 
 fn modified_of(m: &std::fs::Metadata) -> Option<UnixMillis> {
-    let d = m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    let d = m
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
     i64::try_from(d.as_millis()).ok().map(UnixMillis)
 }
 

@@ -120,7 +120,7 @@ pub fn spawn(
                 }
             }
         })
-        .map_err(|e| notify::Error::io(e))?;
+        .map_err(notify::Error::io)?;
     Ok(WatchHandle {
         tx,
         thread: Some(thread),
@@ -131,9 +131,13 @@ pub fn spawn(
 /// The path with its parent directory canonicalized (the file itself may be mid-rename).
 fn normalise(path: &Path) -> PathBuf {
     match (path.parent(), path.file_name()) {
-        (Some(dir), Some(name)) => std::fs::canonicalize(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
-            .map(|d| d.join(name))
-            .unwrap_or_else(|_| path.to_owned()),
+        (Some(dir), Some(name)) => std::fs::canonicalize(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })
+        .map(|d| d.join(name))
+        .unwrap_or_else(|_| path.to_owned()),
         _ => path.to_owned(),
     }
 }

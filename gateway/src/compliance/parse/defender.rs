@@ -103,13 +103,25 @@ mod tests {
     fn risk_scores_map_as_documented() {
         let on = r#""onboardingStatus": "Onboarded", "lastSeen": "2026-11-20T10:00:00Z""#;
         check(&format!(r#"{on}, "riskScore": "None""#), Ok(Risk::Secured));
-        check(&format!(r#"{on}, "riskScore": "Informational""#), Ok(Risk::Secured));
+        check(
+            &format!(r#"{on}, "riskScore": "Informational""#),
+            Ok(Risk::Secured),
+        );
         check(&format!(r#"{on}, "riskScore": "Low""#), Ok(Risk::Low));
         check(&format!(r#"{on}, "riskScore": "Medium""#), Ok(Risk::Medium));
         check(&format!(r#"{on}, "riskScore": "High""#), Ok(Risk::High));
-        check(&format!(r#"{on}, "riskScore": null"#), Ok(Risk::Unavailable));
-        check(r#""onboardingStatus": "CanBeOnboarded", "riskScore": "Low""#, Ok(Risk::Unavailable));
-        check(r#""riskScore": "Severe""#, Err("record #0 (id \"m1\"): field `riskScore`: unknown"));
+        check(
+            &format!(r#"{on}, "riskScore": null"#),
+            Ok(Risk::Unavailable),
+        );
+        check(
+            r#""onboardingStatus": "CanBeOnboarded", "riskScore": "Low""#,
+            Ok(Risk::Unavailable),
+        );
+        check(
+            r#""riskScore": "Severe""#,
+            Err("record #0 (id \"m1\"): field `riskScore`: unknown"),
+        );
         check(r#""lastSeen": 5"#, Err("field `lastSeen`: invalid type"));
     }
 

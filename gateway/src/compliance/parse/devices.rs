@@ -99,7 +99,10 @@ fn convert(ctx: &RecordCtx<'_>, r: &RawDevice) -> Result<Option<DeviceRecord>, P
         None => None,
         Some(text) => {
             let at = UnixMillis::parse_rfc3339(&text).ok_or_else(|| {
-                ctx.err("lastSyncDateTime", format!("not an RFC 3339 time: {text:?}"))
+                ctx.err(
+                    "lastSyncDateTime",
+                    format!("not an RFC 3339 time: {text:?}"),
+                )
             })?;
             // Graph writes 0001-01-01T00:00:00Z for "never".
             (at > UnixMillis::EPOCH).then_some(at)
@@ -115,7 +118,10 @@ fn convert(ctx: &RecordCtx<'_>, r: &RawDevice) -> Result<Option<DeviceRecord>, P
     }
     if let Some(text) = opt(ctx, "managedDeviceOwnerType", &r.managed_device_owner_type)? {
         d.ownership = Ownership::parse(&text).ok_or_else(|| {
-            ctx.err("managedDeviceOwnerType", format!("unknown owner type {text:?}"))
+            ctx.err(
+                "managedDeviceOwnerType",
+                format!("unknown owner type {text:?}"),
+            )
         })?;
     }
     d.model = opt(ctx, "model", &r.model)?.unwrap_or_default();
@@ -153,7 +159,10 @@ mod tests {
         match (got, expect) {
             (Ok(p), Ok(debug_contains)) => {
                 let text = format!("{:?}", p.devices);
-                assert!(text.contains(debug_contains), "{text} lacks {debug_contains}");
+                assert!(
+                    text.contains(debug_contains),
+                    "{text} lacks {debug_contains}"
+                );
                 Some(p)
             }
             (Err(e), Err(msg)) => {
@@ -186,27 +195,70 @@ mod tests {
         assert_eq!(d.ownership, Ownership::Company);
         assert_eq!(d.groups.len(), 2);
         assert!(d.groups[0] < d.groups[1]);
-        assert_eq!(d.extension_attributes.as_ref().unwrap().get(3), Some("kiosk"));
-        assert_eq!(d.last_sync, UnixMillis::parse_rfc3339("2026-11-20T10:00:00Z"));
+        assert_eq!(
+            d.extension_attributes.as_ref().unwrap().get(3),
+            Some("kiosk")
+        );
+        assert_eq!(
+            d.last_sync,
+            UnixMillis::parse_rfc3339("2026-11-20T10:00:00Z")
+        );
     }
 
     #[test]
     fn shapes_and_errors() {
         let id = r#""azureADDeviceId": "11111111-0000-0000-0000-000000000002""#;
-        check(&format!("[{{{id}, \"managementAgent\": \"eas\"}}]"), Ok("managed: false"));
-        check(&format!("[{{{id}, \"isManaged\": true, \"userId\": \"\"}}]"), Ok("user: None"));
-        check(&format!("[{{{id}, \"lastSyncDateTime\": \"0001-01-01T00:00:00Z\"}}]"), Ok("last_sync: None"));
-        check(&format!("[{{{id}, \"isManaged\": \"yes\", \"deviceName\": \"PC\"}}]"), Err("devices.json: record #0 (\"PC\"): field `isManaged`: invalid type"));
-        check(&format!("[{{{id}, \"lastSyncDateTime\": \"soon\"}}]"), Err("field `lastSyncDateTime`"));
-        check(&format!("[{{{id}, \"complianceState\": \"maybe\"}}]"), Err("field `complianceState`: unknown state"));
-        check(&format!("[{{{id}, \"memberOf\": [\"nope\"]}}]"), Err("field `memberOf`: not a GUID"));
-        check(&format!("[{{{id}, \"joinType\": \"welded\"}}]"), Err("field `joinType`"));
-        check(&format!("[{{{id}, \"extensionAttributes\": {{\"extensionAttribute16\": \"x\"}}}}]"), Err("field `extensionAttributes`"));
-        check(r#"[{"id": "m9"}]"#, Err("record #0 (id \"m9\"): field `azureADDeviceId`: missing"));
-        check(r#"[{"azureADDeviceId": "xyz"}]"#, Err("field `azureADDeviceId`: not a GUID"));
+        check(
+            &format!("[{{{id}, \"managementAgent\": \"eas\"}}]"),
+            Ok("managed: false"),
+        );
+        check(
+            &format!("[{{{id}, \"isManaged\": true, \"userId\": \"\"}}]"),
+            Ok("user: None"),
+        );
+        check(
+            &format!("[{{{id}, \"lastSyncDateTime\": \"0001-01-01T00:00:00Z\"}}]"),
+            Ok("last_sync: None"),
+        );
+        check(
+            &format!("[{{{id}, \"isManaged\": \"yes\", \"deviceName\": \"PC\"}}]"),
+            Err("devices.json: record #0 (\"PC\"): field `isManaged`: invalid type"),
+        );
+        check(
+            &format!("[{{{id}, \"lastSyncDateTime\": \"soon\"}}]"),
+            Err("field `lastSyncDateTime`"),
+        );
+        check(
+            &format!("[{{{id}, \"complianceState\": \"maybe\"}}]"),
+            Err("field `complianceState`: unknown state"),
+        );
+        check(
+            &format!("[{{{id}, \"memberOf\": [\"nope\"]}}]"),
+            Err("field `memberOf`: not a GUID"),
+        );
+        check(
+            &format!("[{{{id}, \"joinType\": \"welded\"}}]"),
+            Err("field `joinType`"),
+        );
+        check(
+            &format!("[{{{id}, \"extensionAttributes\": {{\"extensionAttribute16\": \"x\"}}}}]"),
+            Err("field `extensionAttributes`"),
+        );
+        check(
+            r#"[{"id": "m9"}]"#,
+            Err("record #0 (id \"m9\"): field `azureADDeviceId`: missing"),
+        );
+        check(
+            r#"[{"azureADDeviceId": "xyz"}]"#,
+            Err("field `azureADDeviceId`: not a GUID"),
+        );
         check("[{\"azureADDeviceId\": 1,\n}]", Err("line 2 column 1"));
         check(r#"{"value": 3}"#, Err("devices.json: invalid type"));
-        let p = check(r#"[{"azureADDeviceId": "00000000-0000-0000-0000-000000000000"}]"#, Ok("[]")).unwrap();
+        let p = check(
+            r#"[{"azureADDeviceId": "00000000-0000-0000-0000-000000000000"}]"#,
+            Ok("[]"),
+        )
+        .unwrap();
         assert_eq!(p.skipped_without_device_id, 1);
     }
 }

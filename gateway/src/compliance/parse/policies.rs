@@ -68,9 +68,17 @@ fn convert(ctx: &RecordCtx<'_>, r: &RawPolicy) -> Result<CompliancePolicy, Parse
     let odata = opt(ctx, TYPE, &r.odata_type)?.ok_or_else(|| ctx.err(TYPE, "missing"))?;
     let platform = platform_of(&odata)
         .ok_or_else(|| ctx.err(TYPE, format!("unsupported policy type {odata:?}")))?;
-    let enabled = opt(ctx, "deviceThreatProtectionEnabled", &r.device_threat_protection_enabled)?;
+    let enabled = opt(
+        ctx,
+        "deviceThreatProtectionEnabled",
+        &r.device_threat_protection_enabled,
+    )?;
     const LEVEL: &str = "deviceThreatProtectionRequiredSecurityLevel";
-    let level = match opt(ctx, LEVEL, &r.device_threat_protection_required_security_level)? {
+    let level = match opt(
+        ctx,
+        LEVEL,
+        &r.device_threat_protection_required_security_level,
+    )? {
         None => None,
         Some(text) => match text.to_ascii_lowercase().as_str() {
             "unavailable" | "notset" => None,
@@ -85,9 +93,10 @@ fn convert(ctx: &RecordCtx<'_>, r: &RawPolicy) -> Result<CompliancePolicy, Parse
         let t = &a.target;
         let kind = t.odata_type.trim_start_matches("#microsoft.graph.");
         let group = || -> Result<GroupId, ParseError> {
-            let text = t.group_id.as_deref().ok_or_else(|| {
-                ctx.err("assignments", format!("{kind} without a groupId"))
-            })?;
+            let text = t
+                .group_id
+                .as_deref()
+                .ok_or_else(|| ctx.err("assignments", format!("{kind} without a groupId")))?;
             GroupId::parse(text).map_err(|e| ctx.err("assignments", e.to_string()))
         };
         match kind {
@@ -95,22 +104,31 @@ fn convert(ctx: &RecordCtx<'_>, r: &RawPolicy) -> Result<CompliancePolicy, Parse
             "exclusionGroupAssignmentTarget" => assignments.exclude_groups.push(group()?),
             "allDevicesAssignmentTarget" => assignments.all_devices = true,
             "allLicensedUsersAssignmentTarget" => assignments.all_licensed_users = true,
-            other => {
-                return Err(ctx.err("assignments", format!("unknown target type {other:?}")))
-            }
+            other => return Err(ctx.err("assignments", format!("unknown target type {other:?}"))),
         }
     }
     assignments.include_groups.sort_unstable();
     assignments.exclude_groups.sort_unstable();
     let mut grace: Option<u32> = None;
-    let rules = opt(ctx, "scheduledActionsForRule", &r.scheduled_actions_for_rule)?;
-    for action in rules.iter().flatten().flat_map(|r| &r.scheduled_action_configurations) {
+    let rules = opt(
+        ctx,
+        "scheduledActionsForRule",
+        &r.scheduled_actions_for_rule,
+    )?;
+    for action in rules
+        .iter()
+        .flatten()
+        .flat_map(|r| &r.scheduled_action_configurations)
+    {
         if !action.action_type.eq_ignore_ascii_case("block") {
             continue;
         }
         let hours = action.grace_period_hours.unwrap_or(0);
         let hours = u32::try_from(hours).map_err(|_| {
-            ctx.err("scheduledActionsForRule", format!("bad gracePeriodHours {hours}"))
+            ctx.err(
+                "scheduledActionsForRule",
+                format!("bad gracePeriodHours {hours}"),
+            )
         })?;
         grace = Some(grace.map_or(hours, |g| g.min(hours)));
     }
@@ -122,13 +140,19 @@ fn convert(ctx: &RecordCtx<'_>, r: &RawPolicy) -> Result<CompliancePolicy, Parse
         grace_hours: grace.unwrap_or(0),
         assignments,
         os_minimum_version: opt(ctx, "osMinimumVersion", &r.os_minimum_version)?,
-        storage_require_encryption: opt(ctx, "storageRequireEncryption", &r.storage_require_encryption)?,
+        storage_require_encryption: opt(
+            ctx,
+            "storageRequireEncryption",
+            &r.storage_require_encryption,
+        )?,
     })
 }
 
 /// The platform a policy's `@odata.type` applies to.
 fn platform_of(odata_type: &str) -> Option<Platform> {
-    let kind = odata_type.trim_start_matches("#microsoft.graph.").to_ascii_lowercase();
+    let kind = odata_type
+        .trim_start_matches("#microsoft.graph.")
+        .to_ascii_lowercase();
     Some(match kind.as_str() {
         "windows10compliancepolicy" | "windows10mobilecompliancepolicy" => Platform::Windows,
         "androidcompliancepolicy"
@@ -163,25 +187,86 @@ mod tests {
     #[test]
     fn fields_table() {
         check(WIN, Ok("platform: Windows, max_risk: None, grace_hours: 0"));
-        check(&format!(r##"{WIN}, "deviceThreatProtectionEnabled": true, "deviceThreatProtectionRequiredSecurityLevel": "medium""##), Ok("max_risk: Some(Medium)"));
-        check(&format!(r##"{WIN}, "deviceThreatProtectionEnabled": false, "deviceThreatProtectionRequiredSecurityLevel": "medium""##), Ok("max_risk: None"));
-        check(&format!(r##"{WIN}, "deviceThreatProtectionEnabled": true, "deviceThreatProtectionRequiredSecurityLevel": "notSet""##), Ok("max_risk: None"));
-        check(&format!(r##"{WIN}, "deviceThreatProtectionEnabled": true, "deviceThreatProtectionRequiredSecurityLevel": "unavailable""##), Ok("max_risk: None"));
-        check(r##""@odata.type": "#microsoft.graph.androidDeviceOwnerCompliancePolicy""##, Ok("platform: Android"));
-        check(r##""@odata.type": "#microsoft.graph.iosCompliancePolicy""##, Ok("platform: Ios"));
-        check(r##""@odata.type": "#microsoft.graph.macOSCompliancePolicy""##, Ok("platform: MacOs"));
-        check(&format!(r##"{WIN}, "scheduledActionsForRule": [{{"ruleName": "r", "scheduledActionConfigurations": [{{"actionType": "notification", "gracePeriodHours": 1}}, {{"actionType": "block", "gracePeriodHours": 72}}]}}]"##), Ok("grace_hours: 72"));
+        check(
+            &format!(
+                r##"{WIN}, "deviceThreatProtectionEnabled": true, "deviceThreatProtectionRequiredSecurityLevel": "medium""##
+            ),
+            Ok("max_risk: Some(Medium)"),
+        );
+        check(
+            &format!(
+                r##"{WIN}, "deviceThreatProtectionEnabled": false, "deviceThreatProtectionRequiredSecurityLevel": "medium""##
+            ),
+            Ok("max_risk: None"),
+        );
+        check(
+            &format!(
+                r##"{WIN}, "deviceThreatProtectionEnabled": true, "deviceThreatProtectionRequiredSecurityLevel": "notSet""##
+            ),
+            Ok("max_risk: None"),
+        );
+        check(
+            &format!(
+                r##"{WIN}, "deviceThreatProtectionEnabled": true, "deviceThreatProtectionRequiredSecurityLevel": "unavailable""##
+            ),
+            Ok("max_risk: None"),
+        );
+        check(
+            r##""@odata.type": "#microsoft.graph.androidDeviceOwnerCompliancePolicy""##,
+            Ok("platform: Android"),
+        );
+        check(
+            r##""@odata.type": "#microsoft.graph.iosCompliancePolicy""##,
+            Ok("platform: Ios"),
+        );
+        check(
+            r##""@odata.type": "#microsoft.graph.macOSCompliancePolicy""##,
+            Ok("platform: MacOs"),
+        );
+        check(
+            &format!(
+                r##"{WIN}, "scheduledActionsForRule": [{{"ruleName": "r", "scheduledActionConfigurations": [{{"actionType": "notification", "gracePeriodHours": 1}}, {{"actionType": "block", "gracePeriodHours": 72}}]}}]"##
+            ),
+            Ok("grace_hours: 72"),
+        );
         check(&format!(r##"{WIN}, "assignments": [
             {{"target": {{"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": "bbbbbbbb-0000-0000-0000-000000000001"}}}},
             {{"target": {{"@odata.type": "#microsoft.graph.exclusionGroupAssignmentTarget", "groupId": "bbbbbbbb-0000-0000-0000-000000000002"}}}},
             {{"target": {{"@odata.type": "#microsoft.graph.allLicensedUsersAssignmentTarget"}}}}]"##),
             Ok("all_devices: false, all_licensed_users: true, include_groups: [GroupId(bbbbbbbb-0000-0000-0000-000000000001)], exclude_groups: [GroupId(bbbbbbbb-0000-0000-0000-000000000002)]"));
-        check(r##""@odata.type": "#microsoft.graph.windows81CompliancePolicy""##, Err("policies.json: record #0 (id \"p1\", \"Win\"): field `@odata.type`: unsupported"));
-        check(&format!(r##"{WIN}, "deviceThreatProtectionRequiredSecurityLevel": "extreme""##), Err("field `deviceThreatProtectionRequiredSecurityLevel`: unknown level"));
-        check(&format!(r##"{WIN}, "deviceThreatProtectionEnabled": "yes""##), Err("field `deviceThreatProtectionEnabled`: invalid type"));
-        check(&format!(r##"{WIN}, "assignments": [{{"target": {{"@odata.type": "#microsoft.graph.groupAssignmentTarget"}}}}]"##), Err("field `assignments`: groupAssignmentTarget without a groupId"));
-        check(&format!(r##"{WIN}, "assignments": [{{"target": {{"@odata.type": "x.someTarget"}}}}]"##), Err("unknown target type"));
-        check(&format!(r##"{WIN}, "scheduledActionsForRule": [{{"scheduledActionConfigurations": [{{"actionType": "block", "gracePeriodHours": -1}}]}}]"##), Err("bad gracePeriodHours"));
-        check(r##""description": "x""##, Err("field `@odata.type`: missing"));
+        check(
+            r##""@odata.type": "#microsoft.graph.windows81CompliancePolicy""##,
+            Err("policies.json: record #0 (id \"p1\", \"Win\"): field `@odata.type`: unsupported"),
+        );
+        check(
+            &format!(r##"{WIN}, "deviceThreatProtectionRequiredSecurityLevel": "extreme""##),
+            Err("field `deviceThreatProtectionRequiredSecurityLevel`: unknown level"),
+        );
+        check(
+            &format!(r##"{WIN}, "deviceThreatProtectionEnabled": "yes""##),
+            Err("field `deviceThreatProtectionEnabled`: invalid type"),
+        );
+        check(
+            &format!(
+                r##"{WIN}, "assignments": [{{"target": {{"@odata.type": "#microsoft.graph.groupAssignmentTarget"}}}}]"##
+            ),
+            Err("field `assignments`: groupAssignmentTarget without a groupId"),
+        );
+        check(
+            &format!(
+                r##"{WIN}, "assignments": [{{"target": {{"@odata.type": "x.someTarget"}}}}]"##
+            ),
+            Err("unknown target type"),
+        );
+        check(
+            &format!(
+                r##"{WIN}, "scheduledActionsForRule": [{{"scheduledActionConfigurations": [{{"actionType": "block", "gracePeriodHours": -1}}]}}]"##
+            ),
+            Err("bad gracePeriodHours"),
+        );
+        check(
+            r##""description": "x""##,
+            Err("field `@odata.type`: missing"),
+        );
     }
 }

@@ -61,7 +61,11 @@ mod tests {
 
     fn check(json: &str, expect: Result<(bool, u16), &str>) {
         match (parse_tenant_settings("tenant.json", json), expect) {
-            (Ok(s), Ok(want)) => assert_eq!((s.secure_by_default, s.checkin_threshold_days), want, "{json}"),
+            (Ok(s), Ok(want)) => assert_eq!(
+                (s.secure_by_default, s.checkin_threshold_days),
+                want,
+                "{json}"
+            ),
             (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{e} lacks {want}"),
             (got, want) => panic!("{json}: got {got:?}, want {want:?}"),
         }
@@ -70,10 +74,19 @@ mod tests {
     #[test]
     fn shapes_defaults_and_errors() {
         check("{}", Ok((true, 30)));
-        check(r#"{"settings": {"secureByDefault": false, "deviceComplianceCheckinThresholdDays": 7}}"#, Ok((false, 7)));
-        check(r#"{"@odata.context": "x", "secureByDefault": false}"#, Ok((false, 30)));
+        check(
+            r#"{"settings": {"secureByDefault": false, "deviceComplianceCheckinThresholdDays": 7}}"#,
+            Ok((false, 7)),
+        );
+        check(
+            r#"{"@odata.context": "x", "secureByDefault": false}"#,
+            Ok((false, 30)),
+        );
         check(r#"{"settings": {"deviceComplianceCheckinThresholdDays": 0}}"#, Err("tenant.json: settings: field `deviceComplianceCheckinThresholdDays`: 0 is not between 1 and 120"));
-        check(r#"{"secureByDefault": "no"}"#, Err("field `secureByDefault`: invalid type"));
+        check(
+            r#"{"secureByDefault": "no"}"#,
+            Err("field `secureByDefault`: invalid type"),
+        );
         check("{", Err("line 1 column 1"));
     }
 }
