@@ -58,7 +58,11 @@ fn lookups(c: &mut Criterion) {
         b.iter(|| {
             k += 1;
             let t = NOW.plus_millis(k as i64);
-            let risk = if k.is_multiple_of(2) { Risk::High } else { Risk::Low };
+            let risk = if k.is_multiple_of(2) {
+                Risk::High
+            } else {
+                Risk::Low
+            };
             black_box(store.apply_risk(hot[(k % 64) as usize], RiskObservation::new(risk, t), t))
         })
     });
