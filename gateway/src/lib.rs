@@ -23,4 +23,5 @@ pub mod model;
 pub mod proxy;
 pub mod reason;
 pub mod snapshot;
+pub mod sources;
 pub mod standin;

@@ -35,7 +35,9 @@ pub struct Config {
     pub limits: Limits,
     pub admin: Option<AdminConfig>,
     pub identity: IdentityConfig,
-    pub sources: SourcesConfig,
+    /// Where devices, risk and policies come from; without it every device is unknown and
+    /// no policy applies.
+    pub sources: Option<SourcesConfig>,
     pub decision_log: DecisionLogConfig,
 }
 

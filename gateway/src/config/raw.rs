@@ -29,8 +29,7 @@ struct RawConfig {
     admin: Option<RawAdmin>,
     #[serde(default)]
     identity: IdentityConfig,
-    #[serde(default)]
-    sources: SourcesConfig,
+    sources: Option<SourcesConfig>,
     #[serde(default)]
     decision_log: RawDecisionLog,
 }
