@@ -1,16 +1,29 @@
-//! The whole gateway assembled from a config: metrics, the admin listener and the proxy
-//! listeners. `serve`, `demo` and the integration tests all start it through `start`.
+//! The whole gateway assembled from a config: device snapshot and its sources, identity,
+//! metrics, decision log, the admin listener and the proxy listeners. `serve`, `demo` and the
+//! integration tests all start it through `start`. Every part is set up before any port is
+//! bound, so a bad input never leaves a half-started gateway.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::access::PolicySet;
 use crate::admin::{self, AdminState};
+use crate::clock::UnixMillis;
 use crate::config::Config;
+use crate::decision_log::DecisionLog;
+use crate::identity::Authenticator;
 use crate::metrics::Metrics;
+use crate::model::ComplianceState;
 use crate::proxy::{self, StartError};
+use crate::snapshot::{Snapshot, SnapshotStore};
+use crate::sources::{files, watch as source_watch};
+
+/// Recent decisions kept for `/admin/v1/decisions/{id}`.
+const RECENT_DECISIONS: usize = 10_000;
 
 /// A running gateway.
 pub struct App {
@@ -19,7 +32,9 @@ pub struct App {
     pub admin_addr: Option<SocketAddr>,
     pub admin: Arc<AdminState>,
     pub metrics: Arc<Metrics>,
-    admin_stop: watch::Sender<bool>,
+    pub store: Arc<SnapshotStore>,
+    stop: watch::Sender<bool>,
+    _watcher: Option<source_watch::WatchHandle>,
 }
 
 impl App {
@@ -28,17 +43,48 @@ impl App {
         self.proxy.addr(name)
     }
 
-    /// Drains the proxy listeners, then stops the admin listener.
+    /// Drains the proxy listeners, then stops the admin listener and background tasks.
     pub async fn shutdown(self) {
         self.proxy.shutdown().await;
-        let _ = self.admin_stop.send(true);
+        let _ = self.stop.send(true);
     }
 }
 
-/// Starts everything `config` describes. Nothing listens if any part fails.
+/// Loads the first snapshot: from the configured sources, or an empty one without sources.
+pub fn first_snapshot(config: &Config) -> Result<SnapshotStore, StartError> {
+    let now = UnixMillis::now();
+    let store = SnapshotStore::new(Snapshot::empty(Arc::new(PolicySet::empty()), now));
+    if let Some(sources) = &config.sources {
+        let loader = files::access_loader(sources, &config.base_dir);
+        files::rebuild(&store, sources, &config.base_dir, &*loader, now)
+            .map_err(|e| StartError::Internal(format!("cannot load the sources: {e}")))?;
+    }
+    Ok(store)
+}
+
+/// Starts everything `config` describes.
 pub async fn start(config: &Config) -> Result<App, StartError> {
     let metrics =
         Arc::new(Metrics::new().map_err(|e| StartError::Internal(format!("metrics: {e}")))?);
+    let build_started = std::time::Instant::now();
+    let store = Arc::new(first_snapshot(config)?);
+    metrics
+        .snapshot_build_duration
+        .observe(build_started.elapsed().as_secs_f64());
+    let auth = Authenticator::build(&config.identity, &config.base_dir)
+        .await
+        .map_err(|e| StartError::Internal(format!("{}: [identity]: {e}", config.path.display())))?;
+    let log = Arc::new(match &config.decision_log.path {
+        Some(p) => DecisionLog::spawn(
+            &config.resolve(p),
+            config.decision_log.allow_sample_rate,
+            RECENT_DECISIONS,
+        )
+        .map_err(|e| {
+            StartError::Internal(format!("cannot open the decision log {}: {e}", p.display()))
+        })?,
+        None => DecisionLog::disabled(RECENT_DECISIONS),
+    });
     let token = config.admin.as_ref().and_then(|a| a.token.clone());
     let admin_state = Arc::new(AdminState::new(metrics.clone(), token));
     let admin_listener = match &config.admin {
@@ -53,15 +99,36 @@ pub async fn start(config: &Config) -> Result<App, StartError> {
         ),
         None => None,
     };
-    let proxy = proxy::start(config, metrics.clone()).await?;
-    // Until the decision core is wired in there is no snapshot to wait for.
+    let gateway = proxy::run::gateway(config, metrics.clone(), store.clone(), auth.clone(), log)?;
+    let proxy = proxy::start(config, gateway).await?;
+
+    let watcher = match &config.sources {
+        Some(sources) => Some(
+            source_watch::spawn(
+                store.clone(),
+                sources.clone(),
+                config.base_dir.clone(),
+                files::access_loader(sources, &config.base_dir),
+            )
+            .map_err(|e| StartError::Internal(format!("cannot watch the source files: {e}")))?,
+        ),
+        None => None,
+    };
+    let _ = auth.spawn_jwks_refresh();
     admin_state.set_ready(true);
-    let (admin_stop, admin_rx) = watch::channel(false);
+
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(refresh_gauges(
+        store.clone(),
+        auth,
+        metrics.clone(),
+        stop_rx.clone(),
+    ));
     let admin_addr = match admin_listener {
         Some(l) => {
             let addr = l.local_addr().ok();
             tracing::info!(address = ?addr, "admin listening");
-            tokio::spawn(admin::serve(l, admin_state.clone(), admin_rx));
+            tokio::spawn(admin::serve(l, admin_state.clone(), stop_rx));
             addr
         }
         None => None,
@@ -71,6 +138,63 @@ pub async fn start(config: &Config) -> Result<App, StartError> {
         admin_addr,
         admin: admin_state,
         metrics,
-        admin_stop,
+        store,
+        stop,
+        _watcher: watcher,
     })
+}
+
+/// Keeps the snapshot and cache gauges current (once a second; device counts only when the
+/// snapshot version changed).
+async fn refresh_gauges(
+    store: Arc<SnapshotStore>,
+    auth: Arc<Authenticator>,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut counted_version = u64::MAX;
+    let mut failures_seen = 0;
+    loop {
+        let snapshot = store.load_full();
+        let now = UnixMillis::now();
+        metrics
+            .snapshot_version
+            .set(i64::try_from(snapshot.version).unwrap_or(i64::MAX));
+        let health = store.health();
+        let fresh = health
+            .last_success
+            .map_or(snapshot.built_at, |t| t.max(snapshot.published_at));
+        metrics
+            .snapshot_age_seconds
+            .set((now.0 - fresh.0).max(0) / 1000);
+        if health.failures_total > failures_seen {
+            metrics
+                .snapshot_build_failures
+                .inc_by(health.failures_total - failures_seen);
+            failures_seen = health.failures_total;
+        }
+        if snapshot.version != counted_version {
+            counted_version = snapshot.version;
+            let mut counts = [0i64; 4];
+            for entry in snapshot.devices.iter() {
+                counts[ComplianceState::ALL
+                    .iter()
+                    .position(|s| *s == entry.state())
+                    .unwrap_or(3)] += 1;
+            }
+            for (state, n) in ComplianceState::ALL.iter().zip(counts) {
+                metrics.devices.with_label_values(&[state.as_str()]).set(n);
+            }
+        }
+        let stats = auth.cache_stats();
+        for (label, total) in [("hit", stats.hits), ("miss", stats.misses)] {
+            let c = metrics.token_cache_requests.with_label_values(&[label]);
+            c.inc_by(total.saturating_sub(c.get()));
+        }
+        drop(snapshot);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }

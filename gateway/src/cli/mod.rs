@@ -57,6 +57,10 @@ pub enum Command {
         /// Address of the demo gateway's public listener (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
+        /// Working directory for the demo's config and data (default: a new one under the
+        /// system temp directory). Data files already there are kept, so edits survive.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Mint a token with the configured demo issuer key (refused unless the key is marked
     /// `demo = true`). Prints the token.
@@ -110,9 +114,16 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config } => serve::run(&config).await,
             Command::Check { config } => check::run(&config),
-            Command::Demo { listen } => demo::run(listen).await,
+            Command::Demo { listen, dir } => demo::run(listen, dir).await,
             Command::Standin { app, listen } => serve::standin(app, listen).await,
-            Command::Token { config, user, device, groups, mfa, expires_in } => token::run(token::TokenArgs {
+            Command::Token {
+                config,
+                user,
+                device,
+                groups,
+                mfa,
+                expires_in,
+            } => token::run(token::TokenArgs {
                 config: &config,
                 user,
                 device,

@@ -27,7 +27,14 @@ pub fn run(args: TokenArgs<'_>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let token = mint(&config, args.user, args.device, args.groups, args.mfa, args.expires_in)?;
+    let token = mint(
+        &config,
+        args.user,
+        args.device,
+        args.groups,
+        args.mfa,
+        args.expires_in,
+    )?;
     println!("{token}");
     Ok(ExitCode::SUCCESS)
 }

@@ -39,6 +39,9 @@ pub struct Config {
     /// no policy applies.
     pub sources: Option<SourcesConfig>,
     pub decision_log: DecisionLogConfig,
+    /// Proxies in front whose `X-Forwarded-For` is believed when telling the client's address
+    /// for named locations.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone)]

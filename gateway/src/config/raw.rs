@@ -32,6 +32,8 @@ struct RawConfig {
     sources: Option<SourcesConfig>,
     #[serde(default)]
     decision_log: RawDecisionLog,
+    #[serde(default)]
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Deserialize)]
@@ -254,6 +256,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         identity: raw.identity,
         sources: raw.sources,
         decision_log,
+        trusted_proxies: raw.trusted_proxies,
     })
 }
 

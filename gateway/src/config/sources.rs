@@ -25,6 +25,9 @@ pub struct SourcesConfig {
     /// Graph conditional-access policies (parsed by the access module).
     #[serde(default)]
     pub conditional_access: Option<PathBuf>,
+    /// Graph named locations (`ipNamedLocation`), for conditional access's `locations`.
+    #[serde(default)]
+    pub named_locations: Option<PathBuf>,
     /// Rebuild when a file changes.
     #[serde(default = "default_watch")]
     pub watch: bool,
@@ -56,6 +59,7 @@ impl SourcesConfig {
             compliance_policies: compliance_policies.into(),
             tenant_settings: None,
             conditional_access: None,
+            named_locations: None,
             watch: default_watch(),
             debounce: default_debounce(),
             risk_max_age: None,

@@ -1,21 +1,31 @@
 //! The request path, as named stages: identify -> decide -> forward or deny -> record.
 //! `Gateway::handle` is the whole lifecycle of one request; each stage is its own function.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
+use ipnet::IpNet;
 
 use super::body::ProxyBody;
-use super::headers::{add_forwarded, remove_hop_by_hop, RequestIds, X_REQUEST_ID};
+use super::headers::{add_forwarded, remove_hop_by_hop, RequestIds, X_FORWARDED_FOR, X_REQUEST_ID};
 use super::respond::{render, wants_html, Refusal};
 use super::route::{Route, RouteTable};
 use super::upstream::{classify, UpstreamClient};
-use crate::config::{Limits, Unprotected};
+use crate::access::{
+    self, platform_from_user_agent, ClientAppType, DecisionLogEntry, LogContext, RequestFacts,
+};
+use crate::clock::UnixMillis;
+use crate::config::Limits;
+use crate::decision_log::DecisionLog;
+use crate::identity::{www_authenticate, Authenticator, IdentityFailure};
+use crate::ids::{DeviceId, UserId};
 use crate::metrics::Metrics;
+use crate::model::ComplianceState;
 use crate::reason::ReasonCode;
+use crate::snapshot::SnapshotStore;
 
 /// What the gateway knows about a client connection.
 #[derive(Debug, Clone)]
@@ -23,6 +33,10 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub listener: Arc<str>,
     pub tls: bool,
+    /// The device named by the client certificate (mTLS), read once per connection.
+    pub cert_device: Option<DeviceId>,
+    /// Why the client certificate could not name a device, when it could not.
+    pub cert_error: Option<IdentityFailure>,
 }
 
 /// Everything a request needs, shared by all connections.
@@ -33,56 +47,80 @@ pub struct Gateway {
     ids: RequestIds,
     metrics: Arc<Metrics>,
     unrouted: prometheus::IntCounter,
+    store: Arc<SnapshotStore>,
+    auth: Arc<Authenticator>,
+    log: Arc<DecisionLog>,
+    trusted_proxies: Vec<IpNet>,
+}
+
+/// The shared parts a `Gateway` is built from.
+pub struct GatewayParts {
+    pub routes: RouteTable,
+    pub client: UpstreamClient,
+    pub limits: Limits,
+    pub metrics: Arc<Metrics>,
+    pub store: Arc<SnapshotStore>,
+    pub auth: Arc<Authenticator>,
+    pub log: Arc<DecisionLog>,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// What the decide stage hands to the forward stage.
+struct Admitted {
+    user: Option<UserId>,
+    device: Option<DeviceId>,
+    state: Option<ComplianceState>,
+    snapshot_version: u64,
 }
 
 impl Gateway {
-    pub fn new(
-        routes: RouteTable,
-        client: UpstreamClient,
-        limits: Limits,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(parts: GatewayParts) -> Self {
         Self {
-            routes,
-            client,
-            limits,
+            routes: parts.routes,
+            client: parts.client,
+            limits: parts.limits,
             ids: RequestIds::new(),
-            unrouted: metrics.unrouted(),
-            metrics,
+            unrouted: parts.metrics.unrouted(),
+            metrics: parts.metrics,
+            store: parts.store,
+            auth: parts.auth,
+            log: parts.log,
+            trusted_proxies: parts.trusted_proxies,
         }
-    }
-
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
     }
 
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
 
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.auth
+    }
+
     /// One request, start to finish. Never fails: every problem becomes a response.
     pub async fn handle(&self, mut req: Request<Incoming>, conn: &ConnInfo) -> Response<ProxyBody> {
         let request_id = self.ids.for_request(req.headers());
-        sanitize(&mut req);
+        // Stage "sanitize": identity headers from the client go before anything reads them.
+        self.auth
+            .strip_identity_headers(req.headers_mut(), conn.peer.ip());
         let html = wants_html(req.headers());
         let Some(route) = self.routes.find(request_host(&req), req.uri().path()) else {
             self.unrouted.inc();
             return render(&Refusal::NoRoute, &request_id, html);
         };
         let started = std::time::Instant::now();
-        // Stage "decide" (pass-through until conditional access is wired in): the route's
-        // `unprotected` setting answers.
-        let allowed = route.unprotected == Unprotected::Allow;
-        let reason = if allowed {
-            ReasonCode::UnprotectedAllowed
-        } else {
-            ReasonCode::NotProtected
+        let admitted = match self.decide(&req, route, conn, &request_id) {
+            Ok(a) => a,
+            Err(refusal) => {
+                route.metrics.duration(started.elapsed());
+                return render(&refusal, &request_id, html);
+            }
         };
-        route.metrics.decision(allowed, reason);
-        if !allowed {
-            route.metrics.duration(started.elapsed());
-            return render(&Refusal::Denied(reason), &request_id, html);
-        }
+        set_identity_headers(req.headers_mut(), &admitted, &request_id);
         let resp = match self.forward(req, route, conn, &request_id).await {
             Ok(resp) => {
                 route.metrics.upstream_duration(started.elapsed());
@@ -99,6 +137,122 @@ impl Gateway {
         };
         route.metrics.duration(started.elapsed());
         resp
+    }
+
+    /// Stages "identify" and "decide": who is asking from which device, and whether the
+    /// policies let them through. Reads the snapshot once.
+    fn decide(
+        &self,
+        req: &Request<Incoming>,
+        route: &Route,
+        conn: &ConnInfo,
+        request_id: &HeaderValue,
+    ) -> Result<Admitted, Refusal> {
+        let now = UnixMillis::now();
+        let snapshot = self.store.load();
+        let deny_identity = |failure: &IdentityFailure| {
+            route.metrics.decision(false, failure.reason);
+            self.log_identity_failure(request_id, route, conn, failure, now, snapshot.version);
+            Refusal::Unauthenticated {
+                reason: failure.reason,
+                challenge: www_authenticate(failure),
+            }
+        };
+        if let Some(failure) = &conn.cert_error {
+            return Err(deny_identity(failure));
+        }
+        let identity =
+            match self
+                .auth
+                .authenticate(req.headers(), conn.peer.ip(), conn.cert_device, now)
+            {
+                Ok(found) => Some(found),
+                Err(f) if f.reason == ReasonCode::TokenMissing => None,
+                Err(f) => return Err(deny_identity(&f)),
+            };
+        let device_id = identity.as_ref().map_or(conn.cert_device, |i| i.device);
+        let entry = device_id.and_then(|id| snapshot.devices.get(id));
+        let mut ext = [None; 15];
+        let headers = req.headers();
+        let user_agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
+        let basic = headers.get(header::AUTHORIZATION).is_some_and(|v| {
+            v.as_bytes().len() > 6 && v.as_bytes()[..6].eq_ignore_ascii_case(b"basic ")
+        });
+        let facts = RequestFacts {
+            user: identity.as_ref().map(|i| i.identity.user),
+            groups: identity
+                .as_ref()
+                .map_or(&[][..], |i| &i.identity.groups[..]),
+            mfa: identity.as_ref().is_some_and(|i| i.identity.mfa),
+            app: route.app_id,
+            client_app: ClientAppType::from_request(user_agent, req.uri().path(), basic),
+            ua_platform: user_agent.and_then(platform_from_user_agent),
+            ip: client_ip(headers, conn.peer.ip(), &self.trusted_proxies),
+            device: entry.as_ref().map(|e| e.access_facts(&mut ext)),
+            device_presented: device_id.is_some(),
+        };
+        let decision = access::decide(&snapshot.access, &facts, route.unprotected);
+        route.metrics.decision(decision.is_allow(), decision.reason);
+        if !decision.is_allow() || self.log.sample_allow() {
+            let id = request_id.to_str().unwrap_or("");
+            let entry = DecisionLogEntry::new(
+                &snapshot.access,
+                &facts,
+                &decision,
+                LogContext {
+                    correlation_id: id,
+                    now,
+                    snapshot_version: snapshot.version,
+                },
+            );
+            if let Ok(value) = serde_json::to_value(&entry) {
+                self.log.record(id, value);
+            }
+        }
+        if decision.is_allow() {
+            return Ok(Admitted {
+                user: facts.user,
+                device: device_id,
+                state: facts.device.map(|d| d.state),
+                snapshot_version: snapshot.version,
+            });
+        }
+        if identity.is_none() {
+            // Refused and nobody signed in: ask for a sign-in rather than blame a device.
+            let failure = IdentityFailure::new(ReasonCode::TokenMissing, "no access token");
+            return Err(Refusal::Unauthenticated {
+                reason: ReasonCode::TokenMissing,
+                challenge: www_authenticate(&failure),
+            });
+        }
+        Err(Refusal::Denied(decision.reason))
+    }
+
+    fn log_identity_failure(
+        &self,
+        request_id: &HeaderValue,
+        route: &Route,
+        conn: &ConnInfo,
+        failure: &IdentityFailure,
+        now: UnixMillis,
+        version: u64,
+    ) {
+        let id = request_id.to_str().unwrap_or("");
+        self.log.record(
+            id,
+            serde_json::json!({
+                "correlationId": id,
+                "createdDateTime": now.to_rfc3339(),
+                "appId": route.app_id.to_string(),
+                "ipAddress": conn.peer.ip().to_string(),
+                "conditionalAccessStatus": "failure",
+                "reasonCode": failure.reason.as_str(),
+                "detail": &*failure.message,
+                "snapshotVersion": version,
+            }),
+        );
     }
 
     /// Stage "forward": rewrite the request for the upstream, send it, stream the answer back.
@@ -167,15 +321,49 @@ fn request_host<B>(req: &Request<B>) -> Option<&str> {
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
 }
 
-/// Stage "sanitize": identity headers a client sent are removed before anything reads them.
-fn sanitize<B>(req: &mut Request<B>) {
-    let headers = req.headers_mut();
-    let spoofed: Vec<_> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("x-portcullis-"))
-        .cloned()
-        .collect();
-    for name in spoofed {
-        headers.remove(name);
+pub static X_USER_ID: HeaderName = HeaderName::from_static("x-portcullis-user-id");
+pub static X_DEVICE_ID: HeaderName = HeaderName::from_static("x-portcullis-device-id");
+pub static X_COMPLIANCE: HeaderName = HeaderName::from_static("x-portcullis-compliance-state");
+pub static X_DECISION_ID: HeaderName = HeaderName::from_static("x-portcullis-decision-id");
+pub static X_SNAPSHOT: HeaderName = HeaderName::from_static("x-portcullis-snapshot-version");
+
+/// The identity headers the app receives (product brief section 7).
+fn set_identity_headers(headers: &mut HeaderMap, admitted: &Admitted, request_id: &HeaderValue) {
+    let mut put = |name: &HeaderName, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name.clone(), v);
+        }
+    };
+    if let Some(user) = admitted.user {
+        put(&X_USER_ID, user.to_string());
     }
+    if let Some(device) = admitted.device {
+        put(&X_DEVICE_ID, device.to_string());
+    }
+    let state = admitted.state.map_or("unknown", |s| s.as_str());
+    headers.insert(X_COMPLIANCE.clone(), HeaderValue::from_static(state));
+    headers.insert(X_DECISION_ID.clone(), request_id.clone());
+    headers.insert(
+        X_SNAPSHOT.clone(),
+        HeaderValue::from(admitted.snapshot_version),
+    );
+}
+
+/// The client's address for named locations: the TCP peer, or, when the peer is a trusted
+/// proxy, the right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
+fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr {
+    if trusted.is_empty() || !trusted.iter().any(|n| n.contains(&peer)) {
+        return peer;
+    }
+    let Some(xff) = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) else {
+        return peer;
+    };
+    for hop in xff.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted.iter().any(|n| n.contains(&ip)) => continue,
+            Ok(ip) => return ip,
+            Err(_) => return peer,
+        }
+    }
+    peer
 }

@@ -9,13 +9,19 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use super::gateway::Gateway;
+use rustls::server::danger::ClientCertVerifier;
+
+use super::gateway::{Gateway, GatewayParts};
 use super::route::RouteTable;
 use super::server::{describe, serve_listener};
 use super::tls::{server_config, TlsSetupError};
 use super::upstream;
-use crate::config::Config;
+use crate::config::identity::MtlsMode;
+use crate::config::{ClientAuth, Config, TlsConfig};
+use crate::decision_log::DecisionLog;
+use crate::identity::{mtls, Authenticator};
 use crate::metrics::Metrics;
+use crate::snapshot::SnapshotStore;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -66,25 +72,58 @@ impl Running {
     }
 }
 
-/// Binds every listener of `config` and starts serving.
-pub async fn start(config: &Config, metrics: Arc<Metrics>) -> Result<Running, StartError> {
+/// Builds the gateway for `config` from its shared parts.
+pub fn gateway(
+    config: &Config,
+    metrics: Arc<Metrics>,
+    store: Arc<SnapshotStore>,
+    auth: Arc<Authenticator>,
+    log: Arc<DecisionLog>,
+) -> Result<Arc<Gateway>, StartError> {
     let client = upstream::client(&config.limits).map_err(StartError::Client)?;
-    let gateway = Arc::new(Gateway::new(
-        RouteTable::new(&config.routes, &metrics),
+    Ok(Arc::new(Gateway::new(GatewayParts {
+        routes: RouteTable::new(&config.routes, &metrics),
         client,
-        config.limits.clone(),
+        limits: config.limits.clone(),
         metrics,
-    ));
+        store,
+        auth,
+        log,
+        trusted_proxies: config.trusted_proxies.clone(),
+    })))
+}
+
+/// The client-certificate verifier a TLS listener asks with, if any.
+pub fn client_verifier(
+    config: &Config,
+    tls: &TlsConfig,
+) -> Result<Option<Arc<dyn ClientCertVerifier>>, String> {
+    let mode = match tls.client_auth {
+        ClientAuth::Off => return Ok(None),
+        ClientAuth::Optional => MtlsMode::Optional,
+        ClientAuth::Required => MtlsMode::Required,
+    };
+    let Some(ca) = tls.client_ca.as_ref() else {
+        return Err("client_auth needs client_ca".into());
+    };
+    mtls::client_verifier(&config.resolve(ca), mode).map_err(|e| e.to_string())
+}
+
+/// Binds every listener of `config` and starts serving `gateway` on them.
+pub async fn start(config: &Config, gateway: Arc<Gateway>) -> Result<Running, StartError> {
     let mut bound = Vec::new();
     for l in &config.listeners {
         let acceptor = match &l.tls {
             None => None,
             Some(t) => {
-                let cfg = server_config(&config.resolve(&t.cert), &config.resolve(&t.key), None)
-                    .map_err(|source| StartError::Tls {
-                        name: l.name.clone(),
-                        source,
-                    })?;
+                let verifier = client_verifier(config, t)
+                    .map_err(|e| StartError::Internal(format!("listener `{}`: {e}", l.name)))?;
+                let cfg =
+                    server_config(&config.resolve(&t.cert), &config.resolve(&t.key), verifier)
+                        .map_err(|source| StartError::Tls {
+                            name: l.name.clone(),
+                            source,
+                        })?;
                 Some(TlsAcceptor::from(cfg))
             }
         };

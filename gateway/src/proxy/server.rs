@@ -18,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::gateway::{ConnInfo, Gateway};
 use crate::config::Limits;
+use crate::identity::mtls::device_from_peer_certificates;
 
 /// A shutdown signal shared by every accept loop and connection: `true` once shutting down.
 pub type ShutdownRx = watch::Receiver<bool>;
@@ -83,11 +84,13 @@ pub async fn serve_listener(
         let conn = Connection {
             gateway: gateway.clone(),
             builder: builder.clone(),
-            info: Arc::new(ConnInfo {
+            info: ConnInfo {
                 peer,
                 listener: name.clone(),
                 tls: tls.is_some(),
-            }),
+                cert_device: None,
+                cert_error: None,
+            },
             shutdown: shutdown.clone(),
             idle_timeout: limits.idle_timeout,
         };
@@ -117,7 +120,7 @@ pub async fn serve_listener(
 struct Connection {
     gateway: Arc<Gateway>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    info: Arc<ConnInfo>,
+    info: ConnInfo,
     shutdown: ShutdownRx,
     idle_timeout: Duration,
 }
@@ -135,7 +138,16 @@ impl Connection {
             None => self.drive(TokioIo::new(stream)).await,
             Some(acceptor) => {
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => self.drive(TokioIo::new(tls_stream)).await,
+                    Ok(Ok(tls_stream)) => {
+                        let mut conn = self;
+                        match device_from_peer_certificates(
+                            tls_stream.get_ref().1.peer_certificates(),
+                        ) {
+                            Ok(device) => conn.info.cert_device = device,
+                            Err(failure) => conn.info.cert_error = Some(failure),
+                        }
+                        conn.drive(TokioIo::new(tls_stream)).await
+                    }
                     Ok(Err(e)) => {
                         tracing::debug!(peer = %self.info.peer, error = %e, "TLS handshake failed");
                         return false;
@@ -155,9 +167,10 @@ impl Connection {
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
         let activity = Arc::new(Activity::new());
+        let info = Arc::new(self.info.clone());
         let service = {
             let gateway = self.gateway.clone();
-            let info = self.info.clone();
+            let info = info.clone();
             let activity = activity.clone();
             service_fn(move |req| {
                 let gateway = gateway.clone();
@@ -180,7 +193,7 @@ impl Connection {
             tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
-                        tracing::debug!(peer = %self.info.peer, error = %e, "connection ended with an error");
+                        tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
                     }
                     break;
                 }

@@ -171,3 +171,38 @@ impl fmt::Debug for DeviceEntry<'_> {
             .finish_non_exhaustive()
     }
 }
+
+impl<'a> DeviceEntry<'a> {
+    /// The device as conditional access sees it. `ext` receives the extension attributes
+    /// (index 0 is `extensionAttribute1`) so the facts can borrow them.
+    pub fn access_facts(
+        &self,
+        ext: &'a mut [Option<&'a str>; 15],
+    ) -> crate::access::DeviceFacts<'a> {
+        let has_extras = self.extras().is_some();
+        if has_extras {
+            for (i, slot) in ext.iter_mut().enumerate() {
+                *slot = self.extension_attribute(i + 1);
+            }
+        }
+        let non_empty = |s: &'a str| if s.is_empty() { None } else { Some(s) };
+        crate::access::DeviceFacts {
+            id: self.id(),
+            state: self.state(),
+            reasons: self.reasons(),
+            platform: match self.platform() {
+                Platform::Other => None,
+                p => Some(p),
+            },
+            trust_type: self.trust_type(),
+            managed: self.managed(),
+            display_name: non_empty(self.display_name()),
+            operating_system: Some(self.platform().as_str()),
+            os_version: non_empty(self.os_version()),
+            ownership: self.ownership().as_str(),
+            model: non_empty(self.model()),
+            manufacturer: non_empty(self.manufacturer()),
+            extension_attributes: if has_extras { &ext[..] } else { &[] },
+        }
+    }
+}

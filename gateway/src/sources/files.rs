@@ -129,6 +129,7 @@ pub fn paths(cfg: &SourcesConfig, base_dir: &Path) -> Vec<PathBuf> {
         Some(&cfg.compliance_policies),
         cfg.tenant_settings.as_ref(),
         cfg.conditional_access.as_ref(),
+        cfg.named_locations.as_ref(),
     ]
     .into_iter()
     .flatten()
@@ -169,4 +170,30 @@ fn status(
         modified,
         loaded_at: now,
     }
+}
+
+/// The standard access loader: parses the conditional-access document and, when configured,
+/// the named-locations document. No document means no policies.
+pub fn access_loader(cfg: &SourcesConfig, base_dir: &Path) -> Arc<AccessLoader> {
+    let locations = cfg
+        .named_locations
+        .as_ref()
+        .map(|p| SourcesConfig::resolve(base_dir, p));
+    Arc::new(move |ca_path: Option<&Path>| {
+        let Some(ca_path) = ca_path else {
+            return Ok(Arc::new(PolicySet::empty()));
+        };
+        let ca = std::fs::read_to_string(ca_path)
+            .map_err(|e| format!("cannot read {}: {e}", ca_path.display()))?;
+        let named = match &locations {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+            ),
+            None => None,
+        };
+        PolicySet::parse(&ca, named.as_deref())
+            .map(Arc::new)
+            .map_err(|e| format!("{}: {e}", ca_path.display()))
+    })
 }
