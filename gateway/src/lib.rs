@@ -21,6 +21,8 @@ pub mod ids;
 pub mod metrics;
 pub mod model;
 pub mod proxy;
+pub mod pull;
 pub mod reason;
+pub mod signals;
 pub mod snapshot;
 pub mod standin;
