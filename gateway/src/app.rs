@@ -11,8 +11,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::access::PolicySet;
-use crate::admin::{self, AdminState};
+use crate::admin::{self, AdminState, SignalJournal};
 use crate::clock::UnixMillis;
+use crate::compliance::RiskObservation;
 use crate::config::Config;
 use crate::decision_log::DecisionLog;
 use crate::identity::Authenticator;
@@ -62,6 +63,31 @@ pub fn first_snapshot(config: &Config) -> Result<SnapshotStore, StartError> {
     Ok(store)
 }
 
+/// Opens the signal journal and applies what it holds to the store (nothing pushed is lost
+/// on restart).
+fn replay_journal(
+    path: &std::path::Path,
+    store: &SnapshotStore,
+) -> Result<SignalJournal, StartError> {
+    let (journal, replay) = SignalJournal::open(path).map_err(|e| {
+        StartError::Internal(format!(
+            "cannot open the signal journal {}: {e}",
+            path.display()
+        ))
+    })?;
+    if let Some(tail) = &replay.dropped_tail {
+        tracing::warn!(journal = %path.display(), dropped = %tail, "dropped a torn record at the end of the signal journal");
+    }
+    let batch: Vec<_> = replay
+        .signals
+        .iter()
+        .map(|s| (s.device, RiskObservation::new(s.risk, s.observed_at)))
+        .collect();
+    let outcome = store.apply_risks(&batch, UnixMillis::now());
+    tracing::info!(journal = %path.display(), signals = batch.len(), applied = outcome.updated, "replayed the signal journal");
+    Ok(journal)
+}
+
 /// Starts everything `config` describes.
 pub async fn start(config: &Config) -> Result<App, StartError> {
     let metrics =
@@ -85,8 +111,23 @@ pub async fn start(config: &Config) -> Result<App, StartError> {
         })?,
         None => DecisionLog::disabled(RECENT_DECISIONS),
     });
-    let token = config.admin.as_ref().and_then(|a| a.token.clone());
-    let admin_state = Arc::new(AdminState::new(metrics.clone(), token));
+    let journal = match config.admin.as_ref().and_then(|a| a.journal.as_ref()) {
+        Some(p) => Some(Arc::new(std::sync::Mutex::new(replay_journal(
+            &config.resolve(p),
+            &store,
+        )?))),
+        None => None,
+    };
+    let admin_state = Arc::new(AdminState {
+        metrics: metrics.clone(),
+        ready: std::sync::atomic::AtomicBool::new(false),
+        token: config.admin.as_ref().and_then(|a| a.token.clone()),
+        store: store.clone(),
+        log: log.clone(),
+        routes: config.routes.clone(),
+        journal,
+        sources: config.sources.clone().map(|s| (s, config.base_dir.clone())),
+    });
     let admin_listener = match &config.admin {
         Some(a) => Some(
             TcpListener::bind(a.addr)
@@ -99,7 +140,13 @@ pub async fn start(config: &Config) -> Result<App, StartError> {
         ),
         None => None,
     };
-    let gateway = proxy::run::gateway(config, metrics.clone(), store.clone(), auth.clone(), log)?;
+    let gateway = proxy::run::gateway(
+        config,
+        metrics.clone(),
+        store.clone(),
+        auth.clone(),
+        log.clone(),
+    )?;
     let proxy = proxy::start(config, gateway).await?;
 
     let watcher = match &config.sources {

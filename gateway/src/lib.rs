@@ -27,3 +27,4 @@ pub mod signals;
 pub mod snapshot;
 pub mod sources;
 pub mod standin;
+pub mod whatif;

@@ -15,8 +15,17 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::config::sources::SourcesConfig;
+use crate::config::RouteConfig;
+use crate::decision_log::DecisionLog;
 use crate::metrics::Metrics;
 use crate::proxy::body::ProxyBody;
+use crate::snapshot::SnapshotStore;
+
+mod api;
+pub mod journal;
+
+pub use journal::SignalJournal;
 
 /// What the admin endpoints read.
 pub struct AdminState {
@@ -24,17 +33,15 @@ pub struct AdminState {
     /// Set once the first good snapshot is published; cleared while failing closed.
     pub ready: AtomicBool,
     pub token: Option<String>,
+    pub store: Arc<SnapshotStore>,
+    pub log: Arc<DecisionLog>,
+    pub routes: Vec<RouteConfig>,
+    pub journal: Option<Arc<std::sync::Mutex<SignalJournal>>>,
+    /// The sources to rebuild from on `POST /admin/v1/reload`, with their base directory.
+    pub sources: Option<(SourcesConfig, std::path::PathBuf)>,
 }
 
 impl AdminState {
-    pub fn new(metrics: Arc<Metrics>, token: Option<String>) -> Self {
-        Self {
-            metrics,
-            ready: AtomicBool::new(false),
-            token,
-        }
-    }
-
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Release);
         self.metrics.ready.set(i64::from(ready));
@@ -74,7 +81,10 @@ pub async fn serve(
     }
 }
 
-async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ProxyBody> {
+async fn handle(state: &Arc<AdminState>, req: Request<Incoming>) -> Response<ProxyBody> {
+    if req.uri().path().starts_with("/admin/v1/") {
+        return api::handle(state, req).await;
+    }
     match req.uri().path() {
         "/healthz" | "/live" => text(StatusCode::OK, "ok\n"),
         "/readyz" | "/ready" => {

@@ -140,6 +140,9 @@ pub struct AdminConfig {
     pub addr: SocketAddr,
     /// Bearer token required for `/admin/v1/*`; `None` leaves those endpoints disabled.
     pub token: Option<String>,
+    /// Where accepted risk signals are journaled (fsync before the 2xx) and replayed from at
+    /// start; `None` keeps pushed signals in memory only.
+    pub journal: Option<PathBuf>,
 }
 
 /// The decision log (section `[decision_log]`).

@@ -86,6 +86,7 @@ struct RawAdmin {
     addr: Option<Spanned<String>>,
     token_file: Option<String>,
     token_env: Option<String>,
+    journal: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -470,7 +471,11 @@ fn admin(c: &mut Checker<'_>, a: &RawAdmin) -> Option<AdminConfig> {
     } else {
         None
     };
-    Some(AdminConfig { addr, token })
+    Some(AdminConfig {
+        addr,
+        token,
+        journal: a.journal.as_ref().map(PathBuf::from),
+    })
 }
 
 fn decision_log(c: &mut Checker<'_>, d: &RawDecisionLog) -> DecisionLogConfig {
