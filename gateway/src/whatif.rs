@@ -102,3 +102,23 @@ pub fn ask(snapshot: &Snapshot, routes: &[RouteConfig], q: &WhatIf) -> Result<An
         explanation,
     })
 }
+
+/// The answer as text: the request as understood, then the decision and each policy.
+pub fn render(a: &Answer) -> String {
+    format!(
+        "app {}{} · client {} · device {} · snapshot v{}\n{}",
+        a.app_id,
+        a.route
+            .as_deref()
+            .map(|r| format!(" (route {r})"))
+            .unwrap_or_default(),
+        a.client_app,
+        if a.device_found {
+            a.device_state
+        } else {
+            "not in the inventory"
+        },
+        a.snapshot_version,
+        a.explanation
+    )
+}

@@ -62,7 +62,125 @@ fn serve_refuses_a_bad_config_before_binding() {
 fn help_lists_every_command() {
     let (code, out) = portcullis(&["--help"]);
     assert_eq!(code, 0);
-    for cmd in ["serve", "check", "demo", "standin"] {
+    for cmd in ["serve", "check", "demo", "standin", "whatif", "token"] {
         assert!(out.contains(cmd), "{cmd} missing from --help:\n{out}");
     }
+}
+
+/// The demo config as `portcullis demo` writes it, with the data beside it, in `dir`.
+fn demo_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let demo = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/demo"));
+    for entry in std::fs::read_dir(demo).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap();
+        std::fs::copy(&path, dir.join(name)).unwrap();
+    }
+    std::fs::write(dir.join("admin-token"), "t0k3n-for-the-test").unwrap();
+    let text = std::fs::read_to_string(dir.join("portcullis.toml"))
+        .unwrap()
+        .replace("${SHAREPOINT}", "http://127.0.0.1:9")
+        .replace("${EXCHANGE}", "http://127.0.0.1:9")
+        .replace("${LISTEN}", "127.0.0.1:0")
+        .replace("${ADMIN}", "127.0.0.1:0");
+    let path = dir.join("portcullis.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn check_lints_the_policy_set_and_says_secure_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_config(dir.path());
+    let (code, out) = portcullis(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("12 device(s)"), "{out}");
+    assert!(out.contains("6 conditional-access policies"), "{out}");
+    assert!(out.contains("secureByDefault is true"), "{out}");
+    assert!(
+        out.contains("report-only: evaluated and logged, never enforced"),
+        "{out}"
+    );
+
+    // A policy excluding a group nobody knows, and an app no enabled policy protects.
+    let ca = std::fs::read_to_string(dir.path().join("conditional-access.json"))
+        .unwrap()
+        .replace(
+            "bbbbbbbb-0000-0000-0000-000000000006",
+            "bbbbbbbb-0000-0000-0000-0000000000ee",
+        );
+    std::fs::write(dir.path().join("conditional-access.json"), ca).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap()
+        + "\n[[route]]\nname = \"wiki\"\nhost = \"wiki.localhost\"\nupstream = \"http://127.0.0.1:9\"\napp_id = \"12345678-0000-4000-8000-000000000001\"\n";
+    std::fs::write(&config, text).unwrap();
+    let (code, out) = portcullis(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("excludes unknown group bbbbbbbb-0000-0000-0000-0000000000ee"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "app 12345678-0000-4000-8000-000000000001 is not covered by any enabled policy"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn whatif_explains_per_policy_with_the_gateways_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_config(dir.path());
+    let config = config.to_str().unwrap();
+    let (code, out) = portcullis(&[
+        "whatif",
+        "--config",
+        config,
+        "--user",
+        "aaaaaaaa-0000-0000-0000-000000000002",
+        "--group",
+        "bbbbbbbb-0000-0000-0000-000000000001",
+        "--device",
+        "11111111-0000-0000-0000-000000000002",
+        "--app",
+        "sharepoint.localhost",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("DENY (risk_above_threshold)"), "{out}");
+    assert!(out.contains("\"Block legacy clients\""), "{out}");
+    assert!(
+        out.contains("not applied: client app type browser"),
+        "{out}"
+    );
+
+    let (code, out) = portcullis(&[
+        "whatif",
+        "--config",
+        config,
+        "--json",
+        "--user",
+        "aaaaaaaa-0000-0000-0000-000000000001",
+        "--group",
+        "bbbbbbbb-0000-0000-0000-000000000001",
+        "--device",
+        "11111111-0000-0000-0000-000000000001",
+        "--app",
+        "00000002-0000-0ff1-ce00-000000000000",
+        "--mfa",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["verdict"], "allow", "{out}");
+    assert_eq!(v["route"], "exchange");
+
+    let (code, out) = portcullis(&[
+        "whatif",
+        "--config",
+        config,
+        "--user",
+        "aaaaaaaa-0000-0000-0000-000000000001",
+        "--app",
+        "nowhere.example",
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("neither an app id"), "{out}");
 }

@@ -50,6 +50,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../../config/demo/issuer-key.pem"),
     ),
     ("jwks.json", include_str!("../../../config/demo/jwks.json")),
+    (
+        "directory-groups.json",
+        include_str!("../../../config/demo/directory-groups.json"),
+    ),
 ];
 
 const ALICE: &str = "aaaaaaaa-0000-0000-0000-000000000001";
@@ -182,10 +186,22 @@ pub async fn run(listen: SocketAddr, dir: Option<PathBuf>) -> anyhow::Result<Exi
             "curl -s -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' -d '{{\"deviceId\":\"11111111-0000-0000-0000-000000000001\",\"riskLevel\":\"high\"}}' http://{admin}/admin/v1/signals",
             admin_token.trim()
         );
+        println!(
+            "Explain a denial a user reports, by the correlationId (X-Request-Id) of its 403:"
+        );
+        println!(
+            "curl -s -H 'Authorization: Bearer {}' http://{admin}/admin/v1/decisions/<correlation id>",
+            admin_token.trim()
+        );
     }
     println!();
     println!(
         "Mint your own tokens: portcullis token --config {} --user {ALICE} --device <id> [--mfa]",
+        config_path.display()
+    );
+    println!(
+        "Ask why offline: portcullis whatif --config {} --user {BOB} --group {ALL_STAFF} \\\n    \
+         --device 11111111-0000-0000-0000-000000000002 --app sharepoint.localhost",
         config_path.display()
     );
     println!("Ctrl-C stops everything.");
@@ -235,11 +251,8 @@ fn write_files(
     }
     let token_path = dir.join("admin-token");
     if !token_path.exists() {
-        let token = crate::proxy::headers::RequestIds::new()
-            .for_request(&http::HeaderMap::new())
-            .to_str()
-            .unwrap_or("demo")
-            .to_string();
+        // 122 random bits from the OS generator.
+        let token = uuid::Uuid::new_v4().simple().to_string();
         std::fs::write(&token_path, format!("demo-{token}\n"))
             .with_context(|| format!("cannot write {}", token_path.display()))?;
     }

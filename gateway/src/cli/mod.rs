@@ -6,6 +6,7 @@ mod logging;
 mod serve;
 mod signals;
 mod token;
+mod whatif;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,6 +84,9 @@ pub enum Command {
         #[arg(long, default_value = "1h", value_parser = crate::config::parse_duration)]
         expires_in: std::time::Duration,
     },
+    /// Explain offline the decision for a user, groups, device, app and client type: the
+    /// verdict and, per policy, applied or not and why (the gateway's own engine).
+    Whatif(whatif::WhatIfArgs),
     /// Run a stand-in app server (SharePoint Online or Exchange Online).
     Standin {
         #[arg(long, value_enum)]
@@ -113,7 +117,8 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { config } => serve::run(&config).await,
-            Command::Check { config } => check::run(&config),
+            Command::Check { config } => check::run(&config).await,
+            Command::Whatif(args) => whatif::run(args),
             Command::Demo { listen, dir } => demo::run(listen, dir).await,
             Command::Standin { app, listen } => serve::standin(app, listen).await,
             Command::Token {

@@ -7,7 +7,8 @@ use std::path::Path;
 use super::{Identity, IdentityError};
 use crate::ids::{GroupId, UserId};
 
-pub(crate) struct Directory {
+/// User id -> group ids, for group overage.
+pub struct Directory {
     groups: HashMap<UserId, Box<[GroupId]>>,
 }
 
@@ -46,6 +47,11 @@ impl Directory {
 
     pub fn groups_of(&self, user: UserId) -> Option<Box<[GroupId]>> {
         self.groups.get(&user).cloned()
+    }
+
+    /// Every group id the file mentions (for `check`'s unknown-group lint).
+    pub fn all_groups(&self) -> impl Iterator<Item = GroupId> + '_ {
+        self.groups.values().flat_map(|g| g.iter().copied())
     }
 }
 

@@ -27,6 +27,7 @@ mod verify;
 
 pub use authenticator::Authenticator;
 pub use cache::CacheStats;
+pub use directory::Directory;
 pub use error::IdentityError;
 pub use jwks::{JwksSource, KeySet};
 pub use mtls::{

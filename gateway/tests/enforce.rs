@@ -1,0 +1,370 @@
+//! Enforcement end to end over real sockets, on the demo's data: the seed scenario (a medium-risk
+//! device under a medium policy reaches SharePoint; its risk raised to high in the Defender file
+//! is refused on the next request without a restart; lowered, allowed again), risk signals
+//! pushed through the admin API (journaled and replayed after a restart), HTML for browsers and
+//! problem+json for API clients, spoofed identity headers never reaching the app, and the admin
+//! explain endpoints.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use portcullis::app::App as Running;
+use portcullis::clock::UnixMillis;
+use portcullis::config::Config;
+use portcullis::identity::issuer::{DemoIssuer, TokenRequest};
+use portcullis::ids::{DeviceId, GroupId, UserId};
+use serde_json::Value;
+
+const ALICE: &str = "aaaaaaaa-0000-0000-0000-000000000001";
+const ALL_STAFF: &str = "bbbbbbbb-0000-0000-0000-000000000001";
+/// Windows, managed, Defender risk Medium, under "Windows: risk at most medium".
+const MEDIUM_PC: &str = "11111111-0000-0000-0000-00000000000b";
+const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+const DATA: &[&str] = &[
+    "devices.json",
+    "defender-machines.json",
+    "compliance-policies.json",
+    "tenant.json",
+    "conditional-access.json",
+    "named-locations.json",
+    "issuer-key.pem",
+    "jwks.json",
+    "directory-groups.json",
+];
+
+fn demo_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/demo"))
+}
+
+/// Copies the demo data into `dir` and writes its config with the stand-ins' addresses.
+fn write_demo(dir: &Path, apps: &Apps) -> Config {
+    for name in DATA {
+        std::fs::copy(demo_dir().join(name), dir.join(name)).unwrap();
+    }
+    std::fs::write(dir.join("admin-token"), ADMIN_TOKEN).unwrap();
+    let text = std::fs::read_to_string(demo_dir().join("portcullis.toml"))
+        .unwrap()
+        .replace("${SHAREPOINT}", &format!("http://{}", apps.sharepoint))
+        .replace("${EXCHANGE}", &format!("http://{}", apps.exchange))
+        .replace("${LISTEN}", "127.0.0.1:0")
+        .replace("${ADMIN}", "127.0.0.1:0");
+    config(dir, &text)
+}
+
+struct Demo {
+    running: Running,
+    gateway: SocketAddr,
+    admin: SocketAddr,
+    token: String,
+}
+
+async fn start(config: &Config) -> Demo {
+    let running = portcullis::app::start(config).await.unwrap();
+    let gateway = running.addr("public").unwrap();
+    let admin = running.admin_addr.unwrap();
+    let issuer = DemoIssuer::from_config(&config.identity, &config.base_dir).unwrap();
+    let token = issuer
+        .mint(
+            &TokenRequest {
+                user: UserId::parse(ALICE).unwrap(),
+                device: Some(DeviceId::parse(MEDIUM_PC).unwrap()),
+                groups: vec![GroupId::parse(ALL_STAFF).unwrap()],
+                mfa: false,
+                expires_in: Duration::from_secs(600),
+                audience: config.identity.audiences[0].clone(),
+                issuer: config.identity.issuers[0].clone(),
+                tenant: None,
+            },
+            UnixMillis::now(),
+        )
+        .unwrap();
+    Demo {
+        running,
+        gateway,
+        admin,
+        token,
+    }
+}
+
+impl Demo {
+    /// GET `path` on SharePoint with the device's token as an API client.
+    async fn get(&self, path: &str) -> reqwest::Response {
+        client()
+            .get(format!("http://{}{path}", self.gateway))
+            .header("host", "sharepoint.localhost")
+            .header("accept", "application/json")
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        client()
+            .request(method, format!("http://{}/admin/v1/{path}", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+}
+
+/// Writes the Defender export with `MEDIUM_PC`'s risk set to `score`, by atomic rename.
+fn set_defender_risk(dir: &Path, score: &str) {
+    let text = std::fs::read_to_string(demo_dir().join("defender-machines.json")).unwrap();
+    let mut doc: Value = serde_json::from_str(&text).unwrap();
+    let list = doc.get_mut("value").and_then(Value::as_array_mut).unwrap();
+    let machine = list
+        .iter_mut()
+        .find(|m| m["aadDeviceId"] == MEDIUM_PC)
+        .unwrap();
+    machine["riskScore"] = Value::from(score);
+    machine["lastSeen"] = Value::from(UnixMillis::now().to_rfc3339());
+    let tmp = dir.join(".defender-machines.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    std::fs::rename(&tmp, dir.join("defender-machines.json")).unwrap();
+}
+
+/// Requests until the status is `want` (the file watcher debounces), bounded at 10 s.
+async fn until_status(demo: &Demo, want: u16) -> reqwest::Response {
+    let start = Instant::now();
+    loop {
+        let resp = demo.get("/_api/web/lists").await;
+        if resp.status().as_u16() == want {
+            return resp;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "still {} after 10 s, wanted {want}",
+            resp.status()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn seed_scenario_risk_change_in_the_data_file_is_enforced_without_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let apps = start_apps().await;
+    let demo = start(&write_demo(dir.path(), &apps)).await;
+
+    let allowed = demo.get("/_api/web/lists").await;
+    assert_eq!(allowed.status(), 200);
+    let body: Value = allowed.json().await.unwrap();
+    let received = &body["received"];
+    assert_eq!(received["x-portcullis-user-id"], ALICE, "{received}");
+    assert_eq!(received["x-portcullis-device-id"], MEDIUM_PC);
+    assert_eq!(received["x-portcullis-compliance-state"], "compliant");
+
+    set_defender_risk(dir.path(), "High");
+    let denied = until_status(&demo, 403).await;
+    assert_eq!(denied.headers()["content-type"], "application/problem+json");
+    let problem: Value = denied.json().await.unwrap();
+    assert_eq!(problem["reason"], "risk_above_threshold", "{problem}");
+    assert!(
+        problem.to_string().find("c0a1e001").is_none(),
+        "no policy internals: {problem}"
+    );
+
+    set_defender_risk(dir.path(), "Medium");
+    until_status(&demo, 200).await;
+    demo.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn browsers_get_html_and_api_clients_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let apps = start_apps().await;
+    let demo = start(&write_demo(dir.path(), &apps)).await;
+    // No token: 401 with a challenge, in each format.
+    let html = client()
+        .get(format!("http://{}/sites/contoso/", demo.gateway))
+        .header("host", "sharepoint.localhost")
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .header(
+            "user-agent",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Edge/120",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(html.status(), 401);
+    assert!(html.headers().contains_key("www-authenticate"));
+    assert!(html.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = html.text().await.unwrap();
+    assert!(
+        page.contains("token_missing") && page.contains("<html"),
+        "{page}"
+    );
+
+    let api = client()
+        .get(format!("http://{}/_api/web/lists", demo.gateway))
+        .header("host", "sharepoint.localhost")
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 401);
+    assert_eq!(api.headers()["content-type"], "application/problem+json");
+    let problem: Value = api.json().await.unwrap();
+    assert_eq!(problem["reason"], "token_missing");
+    assert!(problem["correlationId"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
+    demo.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn spoofed_identity_headers_never_reach_the_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let apps = start_apps().await;
+    let demo = start(&write_demo(dir.path(), &apps)).await;
+    let resp = client()
+        .get(format!("http://{}/headers", demo.gateway))
+        .header("host", "sharepoint.localhost")
+        .bearer_auth(&demo.token)
+        .header("x-portcullis-user-id", "evil")
+        .header(
+            "X-Portcullis-Device-Id",
+            "11111111-0000-0000-0000-000000000002",
+        )
+        .header("x-portcullis-compliance-state", "compliant")
+        .header("x-portcullis-anything", "spoofed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen: Value = resp.json().await.unwrap();
+    assert_eq!(seen["x-portcullis-user-id"], ALICE, "{seen}");
+    assert_eq!(seen["x-portcullis-device-id"], MEDIUM_PC);
+    assert!(seen.get("x-portcullis-anything").is_none(), "{seen}");
+    assert!(!seen.to_string().contains("evil") && !seen.to_string().contains("spoofed"));
+
+    // A spoofed header on a denied request does not make it through either.
+    let denied = client()
+        .get(format!("http://{}/headers", demo.gateway))
+        .header("host", "sharepoint.localhost")
+        .header("x-portcullis-user-id", ALICE)
+        .header("x-portcullis-compliance-state", "compliant")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 401);
+    demo.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn pushed_signals_change_the_next_decision_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let apps = start_apps().await;
+    let config = write_demo(dir.path(), &apps);
+    let demo = start(&config).await;
+    assert_eq!(demo.get("/_api/web/lists").await.status(), 200);
+
+    // Without the admin token: refused.
+    let anon = client()
+        .get(format!("http://{}/admin/v1/snapshot", demo.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), 401);
+
+    // One good line, one bad: the good one is applied, the bad one named by line.
+    let now = UnixMillis::now().to_rfc3339();
+    let ndjson = format!(
+        "{{\"deviceId\":\"{MEDIUM_PC}\",\"riskLevel\":\"high\",\"observedAt\":\"{now}\"}}\n{{\"deviceId\":\"nope\",\"riskLevel\":\"high\"}}\n"
+    );
+    let pushed = demo
+        .admin(reqwest::Method::POST, "signals")
+        .header("content-type", "application/x-ndjson")
+        .body(ndjson)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status(), 200);
+    let outcome: Value = pushed.json().await.unwrap();
+    assert_eq!(outcome["accepted"], 1, "{outcome}");
+    assert_eq!(outcome["applied"], 1, "{outcome}");
+    assert_eq!(outcome["rejected"][0]["line"], 2, "{outcome}");
+
+    // The very next request is refused: no polling.
+    let denied = demo.get("/_api/web/lists").await;
+    assert_eq!(denied.status(), 403);
+    let problem: Value = denied.json().await.unwrap();
+    assert_eq!(problem["reason"], "risk_above_threshold");
+
+    // The admin side explains the device and the denial.
+    let device: Value = demo
+        .admin(reqwest::Method::GET, &format!("devices/{MEDIUM_PC}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(device["state"], "noncompliant", "{device}");
+    assert_eq!(device["risk"]["level"], "high");
+    assert_eq!(device["reasons"][0], "risk_above_threshold");
+    let id = problem["correlationId"].as_str().unwrap();
+    let decision = demo
+        .admin(reqwest::Method::GET, &format!("decisions/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(decision.status(), 200);
+    let decision: Value = decision.json().await.unwrap();
+    assert!(
+        decision.to_string().contains("risk_above_threshold"),
+        "{decision}"
+    );
+
+    // An older observation does not overwrite the newer one.
+    let older = demo
+        .admin(reqwest::Method::POST, "signals")
+        .json(&serde_json::json!([{ "deviceId": MEDIUM_PC, "riskLevel": "low", "observedAt": "2026-01-01T00:00:00Z" }]))
+        .send()
+        .await
+        .unwrap();
+    let older: Value = older.json().await.unwrap();
+    assert_eq!(older["ignoredOlder"], 1, "{older}");
+    assert_eq!(demo.get("/_api/web/lists").await.status(), 403);
+
+    // What-if agrees with the gateway.
+    let whatif: Value = demo
+        .admin(reqwest::Method::POST, "whatif")
+        .json(&serde_json::json!({ "user": ALICE, "groups": [ALL_STAFF], "device": MEDIUM_PC, "app": "sharepoint.localhost" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(whatif["verdict"], "deny", "{whatif}");
+    assert_eq!(whatif["reasonCode"], "risk_above_threshold");
+
+    // Restart on the same directory: the journal brings the signal back.
+    demo.running.shutdown().await;
+    let again = start(&config).await;
+    let denied = again.get("/_api/web/lists").await;
+    assert_eq!(
+        denied.status(),
+        403,
+        "the journaled signal was lost on restart"
+    );
+    let status: Value = again
+        .admin(reqwest::Method::GET, "snapshot")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["ready"], true, "{status}");
+    assert!(status["devices"].as_u64().unwrap() >= 12);
+    again.running.shutdown().await;
+}
