@@ -14,12 +14,14 @@ use crate::access::PolicySet;
 use crate::admin::{self, AdminState, SignalJournal};
 use crate::clock::UnixMillis;
 use crate::compliance::RiskObservation;
+use crate::config::sources::StalenessConfig;
 use crate::config::Config;
 use crate::decision_log::DecisionLog;
 use crate::identity::Authenticator;
 use crate::metrics::Metrics;
 use crate::model::ComplianceState;
 use crate::proxy::{self, StartError};
+use crate::snapshot::staleness::{assess, Freshness};
 use crate::snapshot::{Snapshot, SnapshotStore};
 use crate::sources::{files, watch as source_watch};
 
@@ -140,6 +142,16 @@ pub async fn start(config: &Config) -> Result<App, StartError> {
         ),
         None => None,
     };
+    if let Some(cfg) = config.sources.as_ref().and_then(|s| s.staleness.as_ref()) {
+        // Decide before the first request whether the data is already too old to serve on.
+        let verdict = assess(
+            UnixMillis::now(),
+            &store.load().sources,
+            store.last_signal(),
+            cfg,
+        );
+        store.set_staleness(verdict.failing_closed(), verdict.note());
+    }
     let gateway = proxy::run::gateway(
         config,
         metrics.clone(),
@@ -171,6 +183,12 @@ pub async fn start(config: &Config) -> Result<App, StartError> {
         metrics.clone(),
         stop_rx.clone(),
     ));
+    tokio::spawn(keep_current(
+        store.clone(),
+        config.sources.as_ref().and_then(|s| s.staleness.clone()),
+        admin_state.clone(),
+        stop_rx.clone(),
+    ));
     let admin_addr = match admin_listener {
         Some(l) => {
             let addr = l.local_addr().ok();
@@ -189,6 +207,54 @@ pub async fn start(config: &Config) -> Result<App, StartError> {
         stop,
         _watcher: watcher,
     })
+}
+
+/// Keeps the snapshot current with the clock: re-evaluates devices whose state changes with
+/// time (grace running out, check-ins going stale, risk ageing out) when due, and assesses
+/// the feeds' staleness, failing closed (and not ready) past the configured grace.
+async fn keep_current(
+    store: Arc<SnapshotStore>,
+    staleness: Option<StalenessConfig>,
+    admin: Arc<AdminState>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let tick = staleness.as_ref().map_or(Duration::from_secs(1), |s| {
+        s.check_every.max(Duration::from_millis(50))
+    });
+    let mut was = Freshness::Fresh;
+    loop {
+        let now = UnixMillis::now();
+        if store.next_due().is_some_and(|due| due <= now) {
+            if let Some(version) = store.reevaluate_due(now) {
+                tracing::info!(
+                    version,
+                    "re-evaluated devices whose state changed with time"
+                );
+            }
+        }
+        if let Some(cfg) = &staleness {
+            let snapshot = store.load_full();
+            let verdict = assess(now, &snapshot.sources, store.last_signal(), cfg);
+            if std::mem::discriminant(&verdict) != std::mem::discriminant(&was) {
+                match &verdict {
+                    Freshness::Fresh => tracing::info!("sources fresh again"),
+                    Freshness::Stale { note, fail_at } => {
+                        tracing::warn!(%note, fail_closed_at = %fail_at.to_rfc3339(), "sources stale, still serving")
+                    }
+                    Freshness::FailClosed { note } => {
+                        tracing::error!(%note, "sources stale past their grace: failing closed (snapshot_stale)")
+                    }
+                }
+            }
+            store.set_staleness(verdict.failing_closed(), verdict.note());
+            admin.set_ready(!verdict.failing_closed());
+            was = verdict;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Keeps the snapshot and cache gauges current (once a second; device counts only when the

@@ -43,6 +43,11 @@ fn demo_dir() -> &'static Path {
 
 /// Copies the demo data into `dir` and writes its config with the stand-ins' addresses.
 fn write_demo(dir: &Path, apps: &Apps) -> Config {
+    write_demo_with(dir, apps, "")
+}
+
+/// Same, with `extra` TOML appended to the config.
+fn write_demo_with(dir: &Path, apps: &Apps, extra: &str) -> Config {
     for name in DATA {
         std::fs::copy(demo_dir().join(name), dir.join(name)).unwrap();
     }
@@ -52,7 +57,8 @@ fn write_demo(dir: &Path, apps: &Apps) -> Config {
         .replace("${SHAREPOINT}", &format!("http://{}", apps.sharepoint))
         .replace("${EXCHANGE}", &format!("http://{}", apps.exchange))
         .replace("${LISTEN}", "127.0.0.1:0")
-        .replace("${ADMIN}", "127.0.0.1:0");
+        .replace("${ADMIN}", "127.0.0.1:0")
+        + extra;
     config(dir, &text)
 }
 
@@ -367,4 +373,89 @@ async fn pushed_signals_change_the_next_decision_and_survive_a_restart() {
     assert_eq!(status["ready"], true, "{status}");
     assert!(status["devices"].as_u64().unwrap() >= 12);
     again.running.shutdown().await;
+}
+
+/// Pushes one risk signal for `MEDIUM_PC` through the admin API.
+async fn push_risk(demo: &Demo, level: &str) {
+    let resp = demo
+        .admin(reqwest::Method::POST, "signals")
+        .json(&serde_json::json!({ "deviceId": MEDIUM_PC, "riskLevel": level, "observedAt": UnixMillis::now().to_rfc3339() }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn a_long_download_is_cut_when_its_device_turns_high_risk() {
+    let dir = tempfile::tempdir().unwrap();
+    let apps = start_apps().await;
+    let demo = start(&write_demo(dir.path(), &apps)).await;
+    // 64 MiB paced at 20 ms a chunk: minutes unless cut.
+    let mut download = demo.get("/download?bytes=67108864&pace_ms=20").await;
+    assert_eq!(download.status(), 200);
+    let mut received = 0usize;
+    for _ in 0..3 {
+        received += download.chunk().await.unwrap().unwrap().len();
+    }
+    push_risk(&demo, "high").await;
+    let signalled = Instant::now();
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(5), download.chunk()).await {
+            Err(_) => panic!("the download was not cut within 5 s of the signal"),
+            Ok(Ok(Some(chunk))) => received += chunk.len(),
+            Ok(Ok(None)) => panic!("the download completed instead of being cut"),
+            Ok(Err(_cut)) => break signalled.elapsed(),
+        }
+    };
+    assert!(received < 64 << 20, "received everything: {received}");
+    eprintln!("cut {ended:?} after the signal was accepted");
+
+    // A download that was fine stays fine when an unrelated device changes.
+    push_risk(&demo, "medium").await;
+    let mut other = demo.get("/download?bytes=1048576").await;
+    let mut total = 0;
+    while let Some(chunk) = other.chunk().await.unwrap() {
+        total += chunk.len();
+    }
+    assert_eq!(total, 1 << 20);
+    demo.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn stale_sources_fail_closed_on_schedule_and_recover_when_heard_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let apps = start_apps().await;
+    let config = write_demo_with(
+        dir.path(),
+        &apps,
+        "\n[sources.staleness]\ndefender_machines = \"1s\"\nserve_stale_for = \"1s\"\ncheck_every = \"50ms\"\n",
+    );
+    // Fresh: the Defender file was just written.
+    set_defender_risk(dir.path(), "Medium");
+    let demo = start(&config).await;
+    assert_eq!(demo.get("/_api/web/lists").await.status(), 200);
+    let ready = |demo: &Demo| {
+        let url = format!("http://{}/readyz", demo.admin);
+        async move { client().get(url).send().await.unwrap() }
+    };
+    assert_eq!(ready(&demo).await.status(), 200);
+
+    // Silent past 1 s + 1 s of grace: refused with snapshot_stale, not ready.
+    let denied = until_status(&demo, 403).await;
+    let problem: Value = denied.json().await.unwrap();
+    assert_eq!(problem["reason"], "snapshot_stale", "{problem}");
+    let not_ready = ready(&demo).await;
+    assert_eq!(not_ready.status(), 503);
+    let why = not_ready.text().await.unwrap();
+    assert!(
+        why.contains("snapshot_stale") && why.contains("defender_machines"),
+        "{why}"
+    );
+
+    // A pushed signal is hearing from the risk feed: serving again.
+    push_risk(&demo, "medium").await;
+    until_status(&demo, 200).await;
+    assert_eq!(ready(&demo).await.status(), 200);
+    demo.running.shutdown().await;
 }

@@ -151,6 +151,11 @@ fn snapshot_status(state: &AdminState) -> Value {
             "failuresTotal": health.failures_total,
         },
         "ready": state.ready.load(std::sync::atomic::Ordering::Acquire),
+        "staleness": {
+            "failingClosed": state.store.failing_closed(),
+            "note": state.store.stale_note(),
+            "lastSignalPushed": state.store.last_signal().map(|t| t.to_rfc3339()),
+        },
     })
 }
 
@@ -241,6 +246,9 @@ async fn signals(
         .iter()
         .map(|s| (s.device, RiskObservation::new(s.risk, s.observed_at)))
         .collect();
+    if !batch.is_empty() {
+        state.store.note_signal(now);
+    }
     let outcome = state.store.apply_risks(&batch, now);
     if outcome.version.is_some() {
         state

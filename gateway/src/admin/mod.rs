@@ -88,7 +88,13 @@ async fn handle(state: &Arc<AdminState>, req: Request<Incoming>) -> Response<Pro
     match req.uri().path() {
         "/healthz" | "/live" => text(StatusCode::OK, "ok\n"),
         "/readyz" | "/ready" => {
-            if state.ready.load(Ordering::Acquire) {
+            if let (true, Some(note)) = (state.store.failing_closed(), state.store.stale_note()) {
+                let mut resp = Response::new(ProxyBody::full(Bytes::from(format!(
+                    "not ready: failing closed (snapshot_stale): {note}\n"
+                ))));
+                *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                resp
+            } else if state.ready.load(Ordering::Acquire) {
                 text(StatusCode::OK, "ready\n")
             } else {
                 text(

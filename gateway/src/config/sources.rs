@@ -37,6 +37,34 @@ pub struct SourcesConfig {
     /// Risk observations older than this count as `unavailable`.
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub risk_max_age: Option<Duration>,
+    /// How long each feed may stay silent before the snapshot is stale, and what then.
+    #[serde(default)]
+    pub staleness: Option<StalenessConfig>,
+}
+
+/// `[sources.staleness]`: a feed is heard from when its file changes (a pull source that finds
+/// nothing new touches its file) or, for the risk feed, when signals are pushed. Past a feed's
+/// maximum age the gateway keeps serving for `serve_stale_for`, then fails closed
+/// (`snapshot_stale`) until the feed is heard from again.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StalenessConfig {
+    /// Maximum age of the managed-devices document.
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub managed_devices: Option<Duration>,
+    /// Maximum age of the risk feed (Defender file or pushed signals, whichever is newer).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub defender_machines: Option<Duration>,
+    /// How long to keep serving on stale data before failing closed.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub serve_stale_for: Duration,
+    /// How often staleness is checked.
+    #[serde(default = "default_check_every", deserialize_with = "de_duration")]
+    pub check_every: Duration,
+}
+
+fn default_check_every() -> Duration {
+    Duration::from_millis(500)
 }
 
 fn default_watch() -> bool {
@@ -63,6 +91,7 @@ impl SourcesConfig {
             watch: default_watch(),
             debounce: default_debounce(),
             risk_max_age: None,
+            staleness: None,
         }
     }
 

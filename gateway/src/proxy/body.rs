@@ -9,11 +9,18 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use super::revocable::Revocable;
+
+/// What a body's stream can fail with: the upstream's error, or access revoked mid-stream.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 pub enum ProxyBody {
     /// Streamed from the upstream, frame by frame.
     Upstream(Incoming),
     /// Written by the gateway (errors, denials); `None` once sent.
     Full(Option<Bytes>),
+    /// A streamed response that ends once its request would no longer be allowed.
+    Revocable(Box<Revocable>),
 }
 
 impl ProxyBody {
@@ -33,14 +40,15 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            ProxyBody::Upstream(body) => Pin::new(body).poll_frame(cx),
+            ProxyBody::Upstream(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            ProxyBody::Revocable(body) => Pin::new(body.as_mut()).poll_frame(cx),
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         }
     }
@@ -48,6 +56,7 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ProxyBody::Upstream(body) => body.is_end_stream(),
+            ProxyBody::Revocable(body) => body.is_end_stream(),
             ProxyBody::Full(bytes) => bytes.is_none(),
         }
     }
@@ -55,6 +64,7 @@ impl Body for ProxyBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ProxyBody::Upstream(body) => body.size_hint(),
+            ProxyBody::Revocable(body) => body.size_hint(),
             ProxyBody::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }

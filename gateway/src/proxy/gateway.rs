@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use super::body::ProxyBody;
 use super::headers::{add_forwarded, remove_hop_by_hop, RequestIds, X_FORWARDED_FOR, X_REQUEST_ID};
 use super::respond::{render, wants_html, Refusal};
+use super::revocable::{fail_closed_if_stale, Grant, Revocable};
 use super::route::{Route, RouteTable};
 use super::upstream::{classify, UpstreamClient};
 use crate::access::{
@@ -71,6 +72,9 @@ struct Admitted {
     device: Option<DeviceId>,
     state: Option<ComplianceState>,
     snapshot_version: u64,
+    /// Set when a policy let the request through: the response is then watched and cut if
+    /// the same request would be refused later (continuous evaluation).
+    grant: Option<Grant>,
 }
 
 impl Gateway {
@@ -124,7 +128,12 @@ impl Gateway {
         let resp = match self.forward(req, route, conn, &request_id).await {
             Ok(resp) => {
                 route.metrics.upstream_duration(started.elapsed());
-                resp
+                match admitted.grant {
+                    Some(grant) => {
+                        resp.map(|body| ProxyBody::Revocable(Box::new(Revocable::new(body, grant))))
+                    }
+                    None => resp,
+                }
             }
             Err(refusal) => {
                 route.metrics.upstream_error(match refusal {
@@ -193,7 +202,10 @@ impl Gateway {
             device: entry.as_ref().map(|e| e.access_facts(&mut ext)),
             device_presented: device_id.is_some(),
         };
-        let decision = access::decide(&snapshot.access, &facts, route.unprotected);
+        let decision = fail_closed_if_stale(
+            access::decide(&snapshot.access, &facts, route.unprotected),
+            self.store.failing_closed(),
+        );
         route.metrics.decision(decision.is_allow(), decision.reason);
         if !decision.is_allow() || self.log.sample_allow() {
             let id = request_id.to_str().unwrap_or("");
@@ -212,11 +224,23 @@ impl Gateway {
             }
         }
         if decision.is_allow() {
+            let grant = (decision.reason == ReasonCode::PolicySatisfied).then(|| Grant {
+                store: self.store.clone(),
+                identity: identity.as_ref().map(|i| i.identity.clone()),
+                device: device_id,
+                app: route.app_id,
+                client_app: facts.client_app,
+                ua_platform: facts.ua_platform,
+                ip: facts.ip,
+                unprotected: route.unprotected,
+                version: snapshot.version,
+            });
             return Ok(Admitted {
                 user: facts.user,
                 device: device_id,
                 state: facts.device.map(|d| d.state),
                 snapshot_version: snapshot.version,
+                grant,
             });
         }
         if identity.is_none() {

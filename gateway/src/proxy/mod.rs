@@ -6,6 +6,7 @@ pub mod body;
 pub mod gateway;
 pub mod headers;
 pub mod respond;
+pub mod revocable;
 pub mod route;
 pub mod run;
 pub mod server;

@@ -11,6 +11,7 @@
 mod build;
 mod entry;
 mod packed;
+pub mod staleness;
 mod statics;
 mod status;
 mod store;

@@ -3,9 +3,11 @@
 //! a mutex among themselves only, build the next value off to the side and swap it in.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::{ArcSwap, Guard};
+use tokio::sync::watch;
 
 use crate::clock::UnixMillis;
 use crate::compliance::evaluate::evaluate_facts;
@@ -51,6 +53,16 @@ pub struct SnapshotStore {
     current: ArcSwap<Snapshot>,
     writer: Mutex<()>,
     health: Mutex<SourceHealth>,
+    /// Ticks with every publish and every staleness change: long-lived responses re-decide.
+    changed: watch::Sender<u64>,
+    /// Set while the sources are stale past their grace: every protected request is denied
+    /// with `snapshot_stale` (fail closed).
+    failing_closed: AtomicBool,
+    /// Why, while `failing_closed` (or serving stale): for `/readyz` and the admin API.
+    stale_note: Mutex<Option<String>>,
+    /// When a risk signal was last pushed (ms since the epoch; 0 = never): the push feed
+    /// counts as hearing from the risk source.
+    last_signal: AtomicI64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -65,7 +77,55 @@ impl SnapshotStore {
             current: ArcSwap::from_pointee(initial),
             writer: Mutex::new(()),
             health: Mutex::new(SourceHealth::default()),
+            changed: watch::Sender::new(0),
+            failing_closed: AtomicBool::new(false),
+            stale_note: Mutex::new(None),
+            last_signal: AtomicI64::new(0),
         }
+    }
+
+    /// A receiver that sees every publish and staleness change (continuous evaluation).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// True while failing closed for staleness.
+    #[inline]
+    pub fn failing_closed(&self) -> bool {
+        self.failing_closed.load(Ordering::Acquire)
+    }
+
+    /// Sets the staleness state; a change wakes every long-lived response to re-decide.
+    pub fn set_staleness(&self, failing_closed: bool, note: Option<String>) {
+        *lock(&self.stale_note) = note;
+        if self.failing_closed.swap(failing_closed, Ordering::AcqRel) != failing_closed {
+            self.changed.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+
+    /// Why the data is stale, if it is.
+    pub fn stale_note(&self) -> Option<String> {
+        lock(&self.stale_note).clone()
+    }
+
+    /// Records that risk signals were pushed at `now`.
+    pub fn note_signal(&self, now: UnixMillis) {
+        self.last_signal.fetch_max(now.0, Ordering::AcqRel);
+    }
+
+    /// When risk signals were last pushed.
+    pub fn last_signal(&self) -> Option<UnixMillis> {
+        match self.last_signal.load(Ordering::Acquire) {
+            0 => None,
+            ms => Some(UnixMillis(ms)),
+        }
+    }
+
+    /// Swaps `next` in and tells subscribers.
+    fn store(&self, next: Snapshot) {
+        let version = next.version;
+        self.current.store(Arc::new(next));
+        self.changed.send_replace(version);
     }
 
     /// The current snapshot: one atomic load, never blocks.
@@ -101,7 +161,7 @@ impl SnapshotStore {
             Ok(mut next) => {
                 next.version = prev.version + 1;
                 let version = next.version;
-                self.current.store(Arc::new(next));
+                self.store(next);
                 health.last_success = Some(now);
                 health.last_error = None;
                 Ok(version)
@@ -220,7 +280,7 @@ impl SnapshotStore {
             sources: cur.sources.clone(),
         };
         let version = next.version;
-        self.current.store(Arc::new(next));
+        self.store(next);
         version
     }
 }
