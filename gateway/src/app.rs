@@ -23,6 +23,7 @@ use crate::model::ComplianceState;
 use crate::proxy::{self, StartError};
 use crate::snapshot::staleness::{assess, Freshness};
 use crate::snapshot::{Snapshot, SnapshotStore};
+use crate::sources::pulled::{self, Pulls};
 use crate::sources::{files, watch as source_watch};
 
 /// Recent decisions kept for `/admin/v1/decisions/{id}`.
@@ -129,6 +130,7 @@ pub async fn start(config: &Config) -> Result<App, StartError> {
         routes: config.routes.clone(),
         journal,
         sources: config.sources.clone().map(|s| (s, config.base_dir.clone())),
+        pulls: std::sync::Mutex::new(Vec::new()),
     });
     let admin_listener = match &config.admin {
         Some(a) => Some(
@@ -147,7 +149,7 @@ pub async fn start(config: &Config) -> Result<App, StartError> {
         let verdict = assess(
             UnixMillis::now(),
             &store.load().sources,
-            store.last_signal(),
+            &heard(&store, &Vec::new()),
             cfg,
         );
         store.set_staleness(verdict.failing_closed(), verdict.note());
@@ -177,18 +179,33 @@ pub async fn start(config: &Config) -> Result<App, StartError> {
     admin_state.set_ready(true);
 
     let (stop, stop_rx) = watch::channel(false);
+    let pulls = match &config.sources {
+        Some(sources) => pulled::spawn(
+            sources,
+            &config.base_dir,
+            store.clone(),
+            files::access_loader(sources, &config.base_dir),
+            stop_rx.clone(),
+        )
+        .map_err(|e| StartError::Internal(format!("cannot start the pull sources: {e}")))?,
+        None => Vec::new(),
+    };
+    *admin_state.pulls.lock().unwrap_or_else(|e| e.into_inner()) = pulls.clone();
     tokio::spawn(refresh_gauges(
         store.clone(),
         auth,
         metrics.clone(),
         stop_rx.clone(),
     ));
-    tokio::spawn(keep_current(
-        store.clone(),
-        config.sources.as_ref().and_then(|s| s.staleness.clone()),
-        admin_state.clone(),
-        stop_rx.clone(),
-    ));
+    if let Some(staleness) = config.sources.as_ref().and_then(|s| s.staleness.clone()) {
+        tokio::spawn(watch_staleness(
+            store.clone(),
+            staleness,
+            pulls.clone(),
+            admin_state.clone(),
+            stop_rx.clone(),
+        ));
+    }
     let admin_addr = match admin_listener {
         Some(l) => {
             let addr = l.local_addr().ok();
@@ -209,52 +226,56 @@ pub async fn start(config: &Config) -> Result<App, StartError> {
     })
 }
 
-/// Keeps the snapshot current with the clock: re-evaluates devices whose state changes with
-/// time (grace running out, check-ins going stale, risk ageing out) when due, and assesses
-/// the feeds' staleness, failing closed (and not ready) past the configured grace.
-async fn keep_current(
+/// Assesses the feeds' staleness every `check_every`, failing closed (and not ready) past the
+/// configured grace, serving again as soon as the feed is heard from.
+async fn watch_staleness(
     store: Arc<SnapshotStore>,
-    staleness: Option<StalenessConfig>,
+    cfg: StalenessConfig,
+    pulls: Pulls,
     admin: Arc<AdminState>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let tick = staleness.as_ref().map_or(Duration::from_secs(1), |s| {
-        s.check_every.max(Duration::from_millis(50))
-    });
+    let tick = cfg.check_every.max(Duration::from_millis(50));
     let mut was = Freshness::Fresh;
     loop {
-        let now = UnixMillis::now();
-        if store.next_due().is_some_and(|due| due <= now) {
-            if let Some(version) = store.reevaluate_due(now) {
-                tracing::info!(
-                    version,
-                    "re-evaluated devices whose state changed with time"
-                );
-            }
-        }
-        if let Some(cfg) = &staleness {
-            let snapshot = store.load_full();
-            let verdict = assess(now, &snapshot.sources, store.last_signal(), cfg);
-            if std::mem::discriminant(&verdict) != std::mem::discriminant(&was) {
-                match &verdict {
-                    Freshness::Fresh => tracing::info!("sources fresh again"),
-                    Freshness::Stale { note, fail_at } => {
-                        tracing::warn!(%note, fail_closed_at = %fail_at.to_rfc3339(), "sources stale, still serving")
-                    }
-                    Freshness::FailClosed { note } => {
-                        tracing::error!(%note, "sources stale past their grace: failing closed (snapshot_stale)")
-                    }
+        let verdict = assess(
+            UnixMillis::now(),
+            &store.load().sources,
+            &heard(&store, &pulls),
+            &cfg,
+        );
+        if std::mem::discriminant(&verdict) != std::mem::discriminant(&was) {
+            match &verdict {
+                Freshness::Fresh => tracing::info!("sources fresh again"),
+                Freshness::Stale { note, fail_at } => {
+                    tracing::warn!(%note, fail_closed_at = %fail_at.to_rfc3339(), "sources stale, still serving")
+                }
+                Freshness::FailClosed { note } => {
+                    tracing::error!(%note, "sources stale past their grace: failing closed (snapshot_stale)")
                 }
             }
-            store.set_staleness(verdict.failing_closed(), verdict.note());
-            admin.set_ready(!verdict.failing_closed());
-            was = verdict;
         }
+        store.set_staleness(verdict.failing_closed(), verdict.note());
+        admin.set_ready(!verdict.failing_closed());
+        was = verdict;
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
             _ = stop.changed() => return,
         }
     }
+}
+
+/// When each feed was last heard from besides its file changing: pushed signals (risk feed)
+/// and pulls that found nothing new.
+fn heard(store: &SnapshotStore, pulls: &Pulls) -> Vec<(&'static str, UnixMillis)> {
+    let mut out: Vec<(&'static str, UnixMillis)> = pulls
+        .iter()
+        .filter_map(|(kind, status)| status.view().last_success_at.map(|t| (*kind, t)))
+        .collect();
+    if let Some(t) = store.last_signal() {
+        out.push(("defender_machines", t));
+    }
+    out
 }
 
 /// Keeps the snapshot and cache gauges current (once a second; device counts only when the

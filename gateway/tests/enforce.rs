@@ -459,3 +459,97 @@ async fn stale_sources_fail_closed_on_schedule_and_recover_when_heard_from() {
     assert_eq!(ready(&demo).await.status(), 200);
     demo.running.shutdown().await;
 }
+
+/// A Defender-style `machines` endpoint serving whatever `body` holds.
+async fn machines_endpoint(body: std::sync::Arc<std::sync::Mutex<String>>) -> SocketAddr {
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let body = body.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |_req| {
+                    let text = body.lock().unwrap().clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            http::Response::builder()
+                                .header("content-type", "application/json")
+                                .body(http_body_util::Full::new(bytes::Bytes::from(text)))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn machines_page(score: &str) -> String {
+    serde_json::json!({ "value": [{
+        "aadDeviceId": MEDIUM_PC, "riskScore": score, "onboardingStatus": "Onboarded",
+        "lastSeen": UnixMillis::now().to_rfc3339()
+    }]})
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_pulled_defender_feed_drives_decisions_and_a_bad_pull_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let apps = start_apps().await;
+    let body = std::sync::Arc::new(std::sync::Mutex::new(machines_page("High")));
+    let endpoint = machines_endpoint(body.clone()).await;
+    let config = write_demo_with(
+        dir.path(),
+        &apps,
+        &format!("\n[sources.pull.defender_machines]\nurl = \"http://{endpoint}/api/machines\"\ninterval = \"100ms\"\ntimeout = \"2s\"\n"),
+    );
+    let demo = start(&config).await;
+    // The pulled document (High) replaces the demo's file (Medium).
+    let denied = until_status(&demo, 403).await;
+    let problem: Value = denied.json().await.unwrap();
+    assert_eq!(problem["reason"], "risk_above_threshold");
+    let on_disk = std::fs::read_to_string(dir.path().join("defender-machines.json")).unwrap();
+    assert!(on_disk.contains("\"High\""), "{on_disk}");
+
+    *body.lock().unwrap() = machines_page("Medium");
+    until_status(&demo, 200).await;
+
+    // Garbage from the feed: the file and the decisions stay, the status says why.
+    *body.lock().unwrap() = "{\"value\": [{\"aadDeviceId\": 7}]}".to_string();
+    let start_wait = Instant::now();
+    let status = loop {
+        let status: Value = demo
+            .admin(reqwest::Method::GET, "snapshot")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["pulls"][0]["lastError"].is_string() {
+            break status;
+        }
+        assert!(start_wait.elapsed() < Duration::from_secs(10), "{status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status["pulls"][0]["kind"], "defender_machines", "{status}");
+    assert!(
+        status["pulls"][0]["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("aadDeviceId"),
+        "{status}"
+    );
+    assert_eq!(demo.get("/_api/web/lists").await.status(), 200);
+    let on_disk = std::fs::read_to_string(dir.path().join("defender-machines.json")).unwrap();
+    assert!(on_disk.contains("\"Medium\""), "{on_disk}");
+    demo.running.shutdown().await;
+}

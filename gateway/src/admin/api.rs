@@ -144,6 +144,13 @@ fn snapshot_status(state: &AdminState) -> Value {
             "modified": s.modified.map(|m| m.to_rfc3339()),
             "loadedAt": s.loaded_at.to_rfc3339(),
         })).collect::<Vec<_>>(),
+        "pulls": state.pulls.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(kind, status)| {
+            let mut v = serde_json::to_value(status.view()).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut v {
+                m.insert("kind".into(), json!(kind));
+            }
+            v
+        }).collect::<Vec<_>>(),
         "lastRebuild": {
             "attempt": health.last_attempt.map(|t| t.to_rfc3339()),
             "success": health.last_success.map(|t| t.to_rfc3339()),

@@ -39,6 +39,8 @@ pub struct AdminState {
     pub journal: Option<Arc<std::sync::Mutex<SignalJournal>>>,
     /// The sources to rebuild from on `POST /admin/v1/reload`, with their base directory.
     pub sources: Option<(SourcesConfig, std::path::PathBuf)>,
+    /// The running pull sources and their status (set once they start).
+    pub pulls: std::sync::Mutex<crate::sources::pulled::Pulls>,
 }
 
 impl AdminState {

@@ -237,6 +237,15 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         );
     }
 
+    if let Some(s) = &raw.sources {
+        if s.pull.defender_machines.is_some() && s.defender_machines.is_none() {
+            c.fail::<()>(
+                "sources.pull.defender_machines",
+                0..0,
+                "needs `sources.defender_machines`: the file each pull is written to".into(),
+            );
+        }
+    }
     let admin = raw.admin.as_ref().and_then(|a| admin(&mut c, a));
     let decision_log = decision_log(&mut c, &raw.decision_log);
 

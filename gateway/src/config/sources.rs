@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::pull::PullSource;
+
 /// `[sources]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +42,22 @@ pub struct SourcesConfig {
     /// How long each feed may stay silent before the snapshot is stale, and what then.
     #[serde(default)]
     pub staleness: Option<StalenessConfig>,
+    /// HTTP endpoints polled for the inventory and risk documents (`[sources.pull.*]`).
+    #[serde(default)]
+    pub pull: PullConfig,
+}
+
+/// `[sources.pull]`: each pulled document is written over the file of the same key, so the
+/// file keys stay required and hold the last good pull across restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullConfig {
+    /// A Graph-style `deviceManagement/managedDevices` endpoint.
+    #[serde(default)]
+    pub managed_devices: Option<PullSource>,
+    /// A Defender-style `machines` endpoint; needs the `defender_machines` file key.
+    #[serde(default)]
+    pub defender_machines: Option<PullSource>,
 }
 
 /// `[sources.staleness]`: a feed is heard from when its file changes (a pull source that finds
@@ -92,6 +110,7 @@ impl SourcesConfig {
             debounce: default_debounce(),
             risk_max_age: None,
             staleness: None,
+            pull: PullConfig::default(),
         }
     }
 

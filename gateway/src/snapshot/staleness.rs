@@ -34,22 +34,28 @@ impl Freshness {
     }
 }
 
-/// Assesses each configured feed: heard from at its file's modification time (and, for the
-/// risk feed, at the last pushed signal if newer); a feed never heard from counts as silent
-/// since the epoch. The worst feed decides.
+/// Assesses each configured feed: heard from at its file's modification time, or at the
+/// latest of the other events `heard` lists for it (pushed signals, pulls that found nothing
+/// new), whichever is newer; a feed never heard from counts as silent since the epoch. The
+/// worst feed decides.
 pub fn assess(
     now: UnixMillis,
     sources: &[SourceStatus],
-    last_signal: Option<UnixMillis>,
+    heard: &[(&str, UnixMillis)],
     cfg: &StalenessConfig,
 ) -> Freshness {
     let feeds = [
-        ("managed_devices", cfg.managed_devices, None),
-        ("defender_machines", cfg.defender_machines, last_signal),
+        ("managed_devices", cfg.managed_devices),
+        ("defender_machines", cfg.defender_machines),
     ];
     let grace = i64::try_from(cfg.serve_stale_for.as_millis()).unwrap_or(i64::MAX);
     let mut worst = Freshness::Fresh;
-    for (kind, max_age, pushed) in feeds {
+    for (kind, max_age) in feeds {
+        let pushed = heard
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, t)| *t)
+            .max();
         let Some(max_age) = max_age else { continue };
         let max_age = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
         let file = sources
@@ -113,7 +119,9 @@ mod tests {
         let got = assess(
             UnixMillis(now_s * 1000),
             &sources,
-            pushed_s.map(|s| UnixMillis(s * 1000)),
+            &pushed_s
+                .map(|s| vec![("defender_machines", UnixMillis(s * 1000))])
+                .unwrap_or_default(),
             &cfg,
         );
         let got = match &got {
@@ -148,14 +156,14 @@ mod tests {
             serve_stale_for: Duration::ZERO,
             check_every: Duration::from_secs(1),
         };
-        let got = assess(UnixMillis(1_000_000), &[], None, &cfg);
+        let got = assess(UnixMillis(1_000_000), &[], &[], &cfg);
         assert!(got.failing_closed(), "{got:?}");
         let none = StalenessConfig {
             defender_machines: None,
             ..cfg
         };
         assert_eq!(
-            assess(UnixMillis(1_000_000), &[], None, &none),
+            assess(UnixMillis(1_000_000), &[], &[], &none),
             Freshness::Fresh
         );
     }

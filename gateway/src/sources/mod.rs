@@ -1,8 +1,9 @@
 //! Where snapshots come from: reading the source documents named in `[sources]`
 //! (`files`), and rebuilding when they change or when a device's state changes by time
-//! alone (`watch`). The only module here that touches the file system and the clock.
+//! alone (`watch`); pull sources write their documents over those files (`pulled`). The only module here that touches the file system and the clock.
 
 pub mod files;
+pub mod pulled;
 pub mod watch;
 
 use std::path::PathBuf;
