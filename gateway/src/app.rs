@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::access::PolicySet;
-use crate::admin::{self, AdminState, SignalJournal};
+use crate::admin::{self, AdminState, JournalWriter, SignalJournal};
 use crate::clock::UnixMillis;
 use crate::compliance::RiskObservation;
 use crate::config::sources::StalenessConfig;
@@ -115,10 +115,11 @@ pub async fn start(config: &Config) -> Result<App, StartError> {
         None => DecisionLog::disabled(RECENT_DECISIONS),
     });
     let journal = match config.admin.as_ref().and_then(|a| a.journal.as_ref()) {
-        Some(p) => Some(Arc::new(std::sync::Mutex::new(replay_journal(
-            &config.resolve(p),
-            &store,
-        )?))),
+        Some(p) => Some(
+            JournalWriter::start(replay_journal(&config.resolve(p), &store)?).map_err(|e| {
+                StartError::Internal(format!("cannot start the journal writer: {e}"))
+            })?,
+        ),
         None => None,
     };
     let admin_state = Arc::new(AdminState {

@@ -222,29 +222,11 @@ async fn signals(
         .collect();
     if !parsed.good.is_empty() {
         if let Some(journal) = &state.journal {
-            let journal = journal.clone();
-            let good = parsed.good.clone();
-            let written = tokio::task::spawn_blocking(move || {
-                let mut j = journal.lock().unwrap_or_else(|e| e.into_inner());
-                j.append(&good)
-            })
-            .await;
-            match written {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    return error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        &format!(
-                            "the signal journal could not be written; nothing was applied: {e}"
-                        ),
-                    )
-                }
-                Err(e) => {
-                    return error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        &format!("journal task failed; nothing was applied: {e}"),
-                    )
-                }
+            if let Err(e) = journal.append(parsed.good.clone()).await {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("the signal journal could not be written; nothing was applied: {e}"),
+                );
             }
         }
     }

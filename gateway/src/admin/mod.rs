@@ -25,7 +25,7 @@ use crate::snapshot::SnapshotStore;
 mod api;
 pub mod journal;
 
-pub use journal::SignalJournal;
+pub use journal::{JournalWriter, SignalJournal};
 
 /// What the admin endpoints read.
 pub struct AdminState {
@@ -36,7 +36,7 @@ pub struct AdminState {
     pub store: Arc<SnapshotStore>,
     pub log: Arc<DecisionLog>,
     pub routes: Vec<RouteConfig>,
-    pub journal: Option<Arc<std::sync::Mutex<SignalJournal>>>,
+    pub journal: Option<JournalWriter>,
     /// The sources to rebuild from on `POST /admin/v1/reload`, with their base directory.
     pub sources: Option<(SourcesConfig, std::path::PathBuf)>,
     /// The running pull sources and their status (set once they start).
