@@ -16,7 +16,8 @@ use super::revocable::{fail_closed_if_stale, Grant, Revocable};
 use super::route::{Route, RouteTable};
 use super::upstream::{classify, UpstreamClient};
 use crate::access::{
-    self, platform_from_user_agent, ClientAppType, DecisionLogEntry, LogContext, RequestFacts,
+    self, platform_from_user_agent, ClientAppType, Decision, DecisionLogEntry, LogContext,
+    RequestFacts,
 };
 use crate::clock::UnixMillis;
 use crate::config::Limits;
@@ -202,11 +203,17 @@ impl Gateway {
             device: entry.as_ref().map(|e| e.access_facts(&mut ext)),
             device_presented: device_id.is_some(),
         };
-        let decision = fail_closed_if_stale(
+        let mut decision = fail_closed_if_stale(
             access::decide(&snapshot.access, &facts, route.unprotected),
             self.store.failing_closed(),
         );
+        if !decision.is_allow() && identity.is_none() {
+            // Refused with nobody signed in: answered 401 token_missing (below), so counted
+            // and logged as that, not as the device or policy reason.
+            decision.reason = ReasonCode::TokenMissing;
+        }
         route.metrics.decision(decision.is_allow(), decision.reason);
+        self.record_policy_results(&snapshot.access, route, &decision);
         if !decision.is_allow() || self.log.sample_allow() {
             let id = request_id.to_str().unwrap_or("");
             let entry = DecisionLogEntry::new(
@@ -252,6 +259,22 @@ impl Gateway {
             });
         }
         Err(Refusal::Denied(decision.reason))
+    }
+
+    /// Counts each applied policy's result (report-only included) for this request.
+    fn record_policy_results(&self, set: &access::PolicySet, route: &Route, decision: &Decision) {
+        for &i in set.candidates(route.app_id) {
+            let i = usize::from(i);
+            if !decision.applied.contains(i) {
+                continue;
+            }
+            if let Some(p) = set.policies().get(i) {
+                self.metrics
+                    .policy_results
+                    .with_label_values(&[&*p.id, decision.result(set, i).as_str()])
+                    .inc();
+            }
+        }
     }
 
     fn log_identity_failure(
