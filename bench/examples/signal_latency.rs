@@ -93,7 +93,10 @@ demo = true
     snap.devices = build_table(fleet(DEVICES), &rules, None, portcullis_bench::NOW);
     snap.compliance = rules;
     let store = Arc::new(SnapshotStore::new(snap));
-    println!("snapshot of {DEVICES} devices built in {:?}", started.elapsed());
+    println!(
+        "snapshot of {DEVICES} devices built in {:?}",
+        started.elapsed()
+    );
 
     // Compliant devices: probes and the load's clients.
     let compliant: Vec<DeviceId> = (0..DEVICES)
@@ -133,8 +136,7 @@ demo = true
         .await
         .expect("identity");
     let log = Arc::new(DecisionLog::disabled(1024));
-    let (journal, _) =
-        SignalJournal::open(&dir.path().join("signals.journal")).expect("journal");
+    let (journal, _) = SignalJournal::open(&dir.path().join("signals.journal")).expect("journal");
     let admin_state = Arc::new(AdminState {
         metrics: metrics.clone(),
         ready: AtomicBool::new(true),
@@ -234,7 +236,11 @@ demo = true
 }
 
 /// Closed-loop load for `PHASE`: each client sends its device's request back to back.
-async fn throughput(client: &reqwest::Client, gw: SocketAddr, tokens: &[(DeviceId, String)]) -> f64 {
+async fn throughput(
+    client: &reqwest::Client,
+    gw: SocketAddr,
+    tokens: &[(DeviceId, String)],
+) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let until = Instant::now() + PHASE;
     let mut tasks = Vec::new();

@@ -163,6 +163,18 @@ async fn seed_scenario_risk_change_in_the_data_file_is_enforced_without_restart(
     assert_eq!(received["x-portcullis-user-id"], ALICE, "{received}");
     assert_eq!(received["x-portcullis-device-id"], MEDIUM_PC);
     assert_eq!(received["x-portcullis-compliance-state"], "compliant");
+    let metrics = client()
+        .get(format!("http://{}/metrics", demo.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("portcullis_policy_results_total{policy=\"c0a1e001-0000-4000-8000-000000000001\",result=\"success\"} 1"),
+        "{metrics}"
+    );
 
     set_defender_risk(dir.path(), "High");
     let denied = until_status(&demo, 403).await;
