@@ -288,7 +288,7 @@ async fn push_background(
         for _ in 0..PER_PUSH {
             n += 1;
             let device = device_id(DEVICES - 1 - (n % (DEVICES / 2)));
-            let level = if n % 2 == 0 { "low" } else { "medium" };
+            let level = if n.is_multiple_of(2) { "low" } else { "medium" };
             body.push_str(&format!(
                 "{{\"deviceId\":\"{device}\",\"riskLevel\":\"{level}\",\"observedAt\":\"{at}\"}}\n"
             ));
