@@ -565,3 +565,91 @@ async fn a_pulled_defender_feed_drives_decisions_and_a_bad_pull_changes_nothing(
     assert!(on_disk.contains("\"Medium\""), "{on_disk}");
     demo.running.shutdown().await;
 }
+
+/// An upstream that answers any request with `101 Switching Protocols`, then echoes bytes.
+async fn upgrade_echo_upstream() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                assert!(head.contains("upgrade: websocket"), "{head}");
+                assert!(head.contains("x-portcullis-device-id: "), "{head}");
+                let _ = stream
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n")
+                    .await;
+                let mut buf = [0u8; 1024];
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if stream.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_upgraded_connection_is_tunnelled_and_closed_when_its_device_turns_high_risk() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let apps = start_apps().await;
+    let echo = upgrade_echo_upstream().await;
+    let config = write_demo_with(
+        dir.path(),
+        &apps,
+        &format!("\n[[route]]\nname = \"live\"\nhost = \"live.localhost\"\nupstream = \"http://{echo}\"\napp_id = \"{SHAREPOINT}\"\n"),
+    );
+    let demo = start(&config).await;
+    let mut ws = tokio::net::TcpStream::connect(demo.gateway).await.unwrap();
+    let request = format!(
+        "GET /socket HTTP/1.1\r\nhost: live.localhost\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nauthorization: Bearer {}\r\n\r\n",
+        demo.token
+    );
+    ws.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            ws.read(&mut byte).await.unwrap(),
+            1,
+            "closed during the handshake"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+
+    ws.write_all(b"ping").await.unwrap();
+    let mut echoed = [0u8; 4];
+    ws.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(&echoed, b"ping");
+
+    push_risk(&demo, "high").await;
+    let mut rest = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(5), ws.read(&mut rest))
+        .await
+        .expect("the tunnel was not closed within 5 s of the signal");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    demo.running.shutdown().await;
+}

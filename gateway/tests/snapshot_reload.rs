@@ -110,7 +110,7 @@ fn reloads_on_change_and_keeps_last_good_on_error() {
     handle.stop();
 }
 
-/// The demo data of config/demo covers every reason code as config/README-sources.md says.
+/// The demo data of config/demo covers every reason code as config/README.md says.
 #[test]
 fn demo_data_covers_every_reason() {
     use portcullis::reason::ReasonCode::*;

@@ -2,7 +2,7 @@
 //!
 //! These are the serde types only (the edge); `identity::Authenticator::build` turns them into
 //! runtime types and refuses bad values. Every key is listed with its default in
-//! `config/README-identity.md`.
+//! `config/README.md`.
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -41,8 +41,6 @@ pub struct IdentityConfig {
     pub cache_max_entries: u64,
     /// How long a failed verification is remembered, seconds (caps the cost of replayed junk).
     pub failure_cache_secs: u64,
-    /// Device-certificate authority for mTLS listeners.
-    pub mtls: MtlsConfig,
     /// Identity from headers set by an authenticating proxy in front.
     pub trusted_headers: TrustedHeadersConfig,
     /// Signing key for `portcullis demo` tokens.
@@ -66,7 +64,6 @@ impl Default for IdentityConfig {
             directory_groups: None,
             cache_max_entries: 100_000,
             failure_cache_secs: 5,
-            mtls: MtlsConfig::default(),
             trusted_headers: TrustedHeadersConfig::default(),
             demo_issuer: None,
         }
@@ -82,14 +79,6 @@ pub enum GroupsOverage {
     Deny,
     /// Take the user's groups from `directory_groups`.
     Directory,
-}
-
-/// `[identity.mtls]`. Whether a listener asks for certificates is the listener's `mtls` mode.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MtlsConfig {
-    /// PEM file with the device CA certificate(s).
-    pub device_ca: Option<String>,
 }
 
 /// Per-listener client-certificate mode.
@@ -177,8 +166,6 @@ mod tests {
             audiences = ["api://portcullis"]
             groups_overage = "directory"
             directory_groups = "demo/directory-groups.json"
-            [mtls]
-            device_ca = "demo/device-ca.pem"
             [trusted_headers]
             enabled = true
             networks = ["10.0.0.0/8"]

@@ -60,8 +60,8 @@ pub struct PullConfig {
     pub defender_machines: Option<PullSource>,
 }
 
-/// `[sources.staleness]`: a feed is heard from when its file changes (a pull source that finds
-/// nothing new touches its file) or, for the risk feed, when signals are pushed. Past a feed's
+/// `[sources.staleness]`: a feed is heard from when its file changes, when its pull source
+/// succeeds (a 304 included) or, for the risk feed, when signals are pushed. Past a feed's
 /// maximum age the gateway keeps serving for `serve_stale_for`, then fails closed
 /// (`snapshot_stale`) until the feed is heard from again.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

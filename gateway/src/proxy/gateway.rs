@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, Uri, Version};
+use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use ipnet::IpNet;
 
@@ -14,6 +14,7 @@ use super::headers::{add_forwarded, remove_hop_by_hop, RequestIds, X_FORWARDED_F
 use super::respond::{render, wants_html, Refusal};
 use super::revocable::{fail_closed_if_stale, Grant, Revocable};
 use super::route::{Route, RouteTable};
+use super::upgrade;
 use super::upstream::{classify, UpstreamClient};
 use crate::access::{
     self, platform_from_user_agent, ClientAppType, Decision, DecisionLogEntry, LogContext,
@@ -126,14 +127,27 @@ impl Gateway {
             }
         };
         set_identity_headers(req.headers_mut(), &admitted, &request_id);
-        let resp = match self.forward(req, route, conn, &request_id).await {
-            Ok(resp) => {
+        let upgrade = upgrade::requested(&req);
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let resp = match self
+            .forward(req, route, conn, &request_id, upgrade.as_ref())
+            .await
+        {
+            Ok(mut resp) => {
                 route.metrics.upstream_duration(started.elapsed());
-                match admitted.grant {
-                    Some(grant) => {
-                        resp.map(|body| ProxyBody::Revocable(Box::new(Revocable::new(body, grant))))
+                match (upgrade, client_upgrade) {
+                    (Some(u), Some(client)) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                        upgrade::restore(resp.headers_mut(), &u);
+                        let upstream = hyper::upgrade::on(&mut resp);
+                        upgrade::spawn_tunnel(client, upstream, admitted.grant);
+                        resp.map(|_| ProxyBody::empty())
                     }
-                    None => resp,
+                    _ => match admitted.grant {
+                        Some(grant) => resp.map(|body| {
+                            ProxyBody::Revocable(Box::new(Revocable::new(body, grant)))
+                        }),
+                        None => resp,
+                    },
                 }
             }
             Err(refusal) => {
@@ -309,6 +323,7 @@ impl Gateway {
         route: &Route,
         conn: &ConnInfo,
         request_id: &HeaderValue,
+        upgrade: Option<&HeaderValue>,
     ) -> Result<Response<ProxyBody>, Refusal> {
         let original_host = req.headers().get(header::HOST).cloned().or_else(|| {
             req.uri()
@@ -327,6 +342,9 @@ impl Gateway {
 
         let headers = req.headers_mut();
         remove_hop_by_hop(headers);
+        if let Some(u) = upgrade {
+            upgrade::restore(headers, u);
+        }
         add_forwarded(headers, conn.peer.ip(), conn.tls, original_host.as_ref());
         headers.insert(X_REQUEST_ID.clone(), request_id.clone());
         match (&route.host_header, original_host) {

@@ -11,6 +11,7 @@ pub mod route;
 pub mod run;
 pub mod server;
 pub mod tls;
+pub mod upgrade;
 pub mod upstream;
 
 pub use gateway::{ConnInfo, Gateway};

@@ -62,7 +62,8 @@ impl Grant {
         )
     }
 
-    fn still_allowed(&self) -> bool {
+    /// True while the request would still be let through (cheap when nothing changed).
+    pub fn still_allowed(&self) -> bool {
         let failing_closed = self.store.failing_closed();
         let snapshot = self.store.load();
         if snapshot.version == self.version && !failing_closed {
