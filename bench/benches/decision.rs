@@ -12,10 +12,10 @@ use portcullis::access::{
     decide, explain, ClientAppType, DeviceFacts, PolicySet, RequestFacts, Unprotected,
 };
 use portcullis::ids::{apps, DeviceId, GroupId, UserId};
-use portcullis::snapshot::{build_table, Snapshot, SnapshotStore};
-use portcullis_bench::{device_id, fleet, mix, rules, NOW};
 use portcullis::model::{ComplianceState, Platform, TrustType};
 use portcullis::reason::ReasonSet;
+use portcullis::snapshot::{build_table, Snapshot, SnapshotStore};
+use portcullis_bench::{device_id, fleet, mix, rules, NOW};
 
 const NAMED_LOCATIONS: &str = r##"[{"@odata.type":"#microsoft.graph.ipNamedLocation","id":"office",
   "displayName":"Office","isTrusted":true,"ipRanges":[{"cidrAddress":"127.0.0.0/8"},{"cidrAddress":"192.168.0.0/16"}]}]"##;
@@ -188,7 +188,9 @@ fn bench(c: &mut Criterion) {
     snap.compliance = compliance;
     let store = SnapshotStore::new(snap);
     let hot: Vec<DeviceId> = (0..64).map(|i| device_id(mix(i) % N)).collect();
-    let random: Vec<DeviceId> = (0..1 << 20).map(|i| device_id(mix(i ^ 0x5eed) % N)).collect();
+    let random: Vec<DeviceId> = (0..1 << 20)
+        .map(|i| device_id(mix(i ^ 0x5eed) % N))
+        .collect();
     let stage = |id: DeviceId| {
         let snapshot = store.load();
         let entry = snapshot.devices.get(id);

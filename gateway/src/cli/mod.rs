@@ -104,10 +104,24 @@ pub fn main() -> ExitCode {
         eprintln!("portcullis: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match cli.threads {
+        Some(0) => {
+            eprintln!("portcullis: --threads must be at least 1");
+            return ExitCode::from(2);
+        }
+        // One thread: no work-stealing scheduler, no hand-offs between threads.
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("portcullis: cannot start the async runtime: {e}");
