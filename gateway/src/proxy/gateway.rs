@@ -394,16 +394,19 @@ pub static X_SNAPSHOT: HeaderName = HeaderName::from_static("x-portcullis-snapsh
 
 /// The identity headers the app receives (product brief section 7).
 fn set_identity_headers(headers: &mut HeaderMap, admitted: &Admitted, request_id: &HeaderValue) {
-    let mut put = |name: &HeaderName, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
+    // GUIDs are formatted on the stack: one allocation per header (the value's own).
+    let mut put = |name: &HeaderName, guid: u128| {
+        let mut buf = uuid::Uuid::encode_buffer();
+        let text = uuid::Uuid::from_u128(guid).hyphenated().encode_lower(&mut buf);
+        if let Ok(v) = HeaderValue::from_str(text) {
             headers.insert(name.clone(), v);
         }
     };
     if let Some(user) = admitted.user {
-        put(&X_USER_ID, user.to_string());
+        put(&X_USER_ID, user.as_u128());
     }
     if let Some(device) = admitted.device {
-        put(&X_DEVICE_ID, device.to_string());
+        put(&X_DEVICE_ID, device.as_u128());
     }
     let state = admitted.state.map_or("unknown", |s| s.as_str());
     headers.insert(X_COMPLIANCE.clone(), HeaderValue::from_static(state));
