@@ -9,9 +9,13 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use super::pool::PooledBody;
+
 pub enum ProxyBody {
-    /// Streamed from the upstream, frame by frame.
+    /// Streamed from an HTTPS upstream (hyper-util client), frame by frame.
     Upstream(Incoming),
+    /// Streamed from a plain-HTTP upstream; hands its connection back to the pool at the end.
+    Pooled(PooledBody),
     /// Written by the gateway (errors, denials); `None` once sent.
     Full(Option<Bytes>),
 }
@@ -41,6 +45,7 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             ProxyBody::Upstream(body) => Pin::new(body).poll_frame(cx),
+            ProxyBody::Pooled(body) => Pin::new(body).poll_frame(cx),
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         }
     }
@@ -48,6 +53,7 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ProxyBody::Upstream(body) => body.is_end_stream(),
+            ProxyBody::Pooled(body) => body.is_end_stream(),
             ProxyBody::Full(bytes) => bytes.is_none(),
         }
     }
@@ -55,6 +61,7 @@ impl Body for ProxyBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ProxyBody::Upstream(body) => body.size_hint(),
+            ProxyBody::Pooled(body) => body.size_hint(),
             ProxyBody::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
