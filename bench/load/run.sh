@@ -7,14 +7,21 @@
 #
 # Usage: bench/load/run.sh [--h2] [--targets "direct nginx portcullis portcullis-pass"] [--help]
 #   --h2        also drive HTTP/2 over TLS (h2load) against nginx-h2 and portcullis-h2
-#   --targets   space-separated subset of: direct nginx portcullis portcullis-pass
+#   --targets   space-separated subset of: direct nginx portcullis portcullis-pass base base-pass
+# Targets: "portcullis" = every access check on (route under a compliant-device policy, a
+#   bearer token for a compliant device); "portcullis-pass" = the same binary on a route no
+#   policy covers (pass-through); "base"/"base-pass" = the same two routes on a second binary
+#   (PORTCULLIS_BASE_BIN, e.g. main's build), interleaved with the others in every round.
 # Environment (defaults in brackets):
 #   ROUNDS [10]  DURATION seconds per run [10]  CONNS ["64 256"]  WARMUP seconds [1]
 #   PORTCULLIS_BIN [target/release/portcullis]  PROXY_CPU [0]  LOAD_CPU [1]
+#   PORTCULLIS_BASE_BIN a second binary to compare (adds targets base and base-pass) [unset]
+#   PORTCULLIS_THREADS [1] worker threads of each Portcullis (1 = current-thread runtime)
 #   H2_STREAMS concurrent streams per h2 connection [10]; H2_CONNS connection counts for the
 #     h2 targets ["64"] (h2load stalled here at 256 x 10 streams; each run is time-bounded)
 #   CHECKED_HEADERS newline-separated headers wrk sends to the checks-on route (e.g. an
-#     "Authorization: Bearer ..." line); else bench/load/checked-headers.txt if present
+#     "Authorization: Bearer ..." line); else bench/load/checked-headers.txt if present; else
+#     a token minted with `portcullis token` (demo issuer key) for Alice's compliant laptop
 #   RESULTS_DIR [bench/results]  NO_INSTALL=1 to never apt-get  KEEP_TMP=1 to keep logs
 set -euo pipefail
 
@@ -26,6 +33,8 @@ DURATION="${DURATION:-10}"
 CONNS="${CONNS:-64 256}"
 WARMUP="${WARMUP:-1}"
 PORTCULLIS_BIN="${PORTCULLIS_BIN:-$REPO/target/release/portcullis}"
+PORTCULLIS_BASE_BIN="${PORTCULLIS_BASE_BIN:-}"
+PORTCULLIS_THREADS="${PORTCULLIS_THREADS:-1}"
 PROXY_CPU="${PROXY_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
 H2_STREAMS="${H2_STREAMS:-10}"
@@ -38,8 +47,11 @@ PORTCULLIS_PORT=18083
 NGINX_TLS_PORT=18443
 PORTCULLIS_TLS_PORT=18444
 ADMIN_PORT=18900
+BASE_PORT=18084
+BASE_ADMIN_PORT=18901
 
 TARGETS="direct nginx portcullis portcullis-pass"
+[[ -n "$PORTCULLIS_BASE_BIN" ]] && TARGETS="$TARGETS base base-pass"
 H2=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -91,7 +103,8 @@ install_missing() {
 install_missing
 
 [[ $(nproc) -ge 2 ]] || log "warning: only $(nproc) CPU; proxy and load generator will share it"
-for p in $UPSTREAM_PORT $NGINX_PORT $PORTCULLIS_PORT $ADMIN_PORT $NGINX_TLS_PORT $PORTCULLIS_TLS_PORT; do
+for p in $UPSTREAM_PORT $NGINX_PORT $PORTCULLIS_PORT $ADMIN_PORT $NGINX_TLS_PORT $PORTCULLIS_TLS_PORT \
+    $BASE_PORT $BASE_ADMIN_PORT; do
     if ss -ltnH "( sport = :$p )" 2>/dev/null | grep -q .; then
         die "port 127.0.0.1:$p is already in use; stop whatever listens there"
     fi
@@ -115,10 +128,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-fill() { # fill TEMPLATE OUT: substitute @NAME@ placeholders
+fill() { # fill TEMPLATE OUT [LISTEN_PORT ADMIN_PORT]: substitute @NAME@ placeholders
     sed -e "s|@DIR@|$TMP|g" -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" \
-        -e "s|@PROXY_PORT@|$NGINX_PORT|g" -e "s|@LISTEN@|127.0.0.1:$PORTCULLIS_PORT|g" \
-        -e "s|@ADMIN@|127.0.0.1:$ADMIN_PORT|g" -e "s|@UPSTREAM@|http://127.0.0.1:$UPSTREAM_PORT|g" \
+        -e "s|@PROXY_PORT@|$NGINX_PORT|g" -e "s|@LISTEN@|127.0.0.1:${3:-$PORTCULLIS_PORT}|g" \
+        -e "s|@ADMIN@|127.0.0.1:${4:-$ADMIN_PORT}|g" -e "s|@UPSTREAM@|http://127.0.0.1:$UPSTREAM_PORT|g" \
         -e "s|@DATA_DIR@|$REPO/config/demo|g" "$1" >"$2"
 }
 # replace_line FILE PLACEHOLDER TEXTFILE|-: put TEXTFILE's content (or nothing) in place of every
@@ -192,48 +205,61 @@ fi
 
 # Portcullis: skipped (with the reason) when the binary is missing or does not come up.
 drop_target() { local t=" $TARGETS "; for x in "$@"; do t="${t// $x / }"; done; TARGETS="$(echo $t)"; }
-if want portcullis || want portcullis-pass || [[ $H2 == 1 ]]; then
-    if [[ ! -x "$PORTCULLIS_BIN" ]]; then
-        log "SKIP portcullis: no binary at $PORTCULLIS_BIN (cargo build --release -p portcullis, or set PORTCULLIS_BIN)"
-        drop_target portcullis portcullis-pass
-    else
-        fill "$HERE/portcullis.toml.tmpl" "$TMP/portcullis.toml"
-        if [[ $H2 == 1 ]]; then
-            printf '%s\n' "[[listener]]" "addr = \"127.0.0.1:$PORTCULLIS_TLS_PORT\"" \
-                "tls = { cert = \"$TMP/cert.pem\", key = \"$TMP/key.pem\" }" >"$TMP/tls.txt"
-            replace_line "$TMP/portcullis.toml" "@TLS_LISTENER@" "$TMP/tls.txt"
-        else
-            replace_line "$TMP/portcullis.toml" "@TLS_LISTENER@" -
-        fi
-        TOKIO_WORKER_THREADS=1 taskset -c "$PROXY_CPU" "$PORTCULLIS_BIN" serve \
-            --config "$TMP/portcullis.toml" >"$TMP/portcullis.log" 2>&1 &
-        PORTCULLIS_PID=$!
-        PIDS+=("$PORTCULLIS_PID")
-        if ! wait_http "http://127.0.0.1:$PORTCULLIS_PORT/" 20 "$PORTCULLIS_PID"; then
-            log "SKIP portcullis: 'portcullis serve' did not come up on 127.0.0.1:$PORTCULLIS_PORT. Its output:"
-            tail -n 20 "$TMP/portcullis.log" | sed 's/^/    /' >&2
-            log "(config: $HERE/portcullis.toml.tmpl; 'portcullis check --config FILE' explains config errors)"
-            drop_target portcullis portcullis-pass
-            PORTCULLIS_PID=""
-        else
-            # Wait up to 10 s for /readyz (first good snapshot); give up after 3 s if the
-            # admin listener does not answer at all.
-            ready="" n=0
-            while ((n < 100)); do
-                ready="$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
-                    "http://127.0.0.1:$ADMIN_PORT/readyz" || true)"
-                [[ "$ready" == 200 ]] && break
-                [[ "$ready" == 000 ]] && ((n >= 30)) && break
-                sleep 0.1
-                n=$((n + 1))
-            done
-            case "$ready" in
-                200) ;;
-                000) log "warning: no admin listener answers on 127.0.0.1:$ADMIN_PORT (/readyz); measuring anyway" ;;
-                *) log "warning: portcullis /readyz answers $ready, not 200, after 10 s; measuring anyway" ;;
-            esac
-        fi
+# start_portcullis BIN PORT ADMIN_PORT NAME TLS(0|1): starts one gateway pinned to PROXY_CPU;
+# sets STARTED_PID (empty when it did not come up, with the reason logged)
+start_portcullis() {
+    local bin="$1" port="$2" admin="$3" name="$4" tls="$5" conf="$TMP/$4.toml"
+    STARTED_PID=""
+    if [[ ! -x "$bin" ]]; then
+        log "SKIP $name: no binary at $bin (cargo build --release -p portcullis, or set PORTCULLIS_BIN)"
+        return
     fi
+    fill "$HERE/portcullis.toml.tmpl" "$conf" "$port" "$admin"
+    if [[ $tls == 1 ]]; then
+        printf '%s\n' "[[listener]]" "addr = \"127.0.0.1:$PORTCULLIS_TLS_PORT\"" \
+            "tls = { cert = \"$TMP/cert.pem\", key = \"$TMP/key.pem\" }" >"$TMP/tls.txt"
+        replace_line "$conf" "@TLS_LISTENER@" "$TMP/tls.txt"
+    else
+        replace_line "$conf" "@TLS_LISTENER@" -
+    fi
+    PORTCULLIS_THREADS="$PORTCULLIS_THREADS" TOKIO_WORKER_THREADS="$PORTCULLIS_THREADS" \
+        taskset -c "$PROXY_CPU" "$bin" serve --config "$conf" >"$TMP/$name.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    if ! wait_http "http://127.0.0.1:$port/" 20 "$pid"; then
+        log "SKIP $name: 'portcullis serve' did not come up on 127.0.0.1:$port. Its output:"
+        tail -n 20 "$TMP/$name.log" | sed 's/^/    /' >&2
+        log "(config: $HERE/portcullis.toml.tmpl; 'portcullis check --config FILE' explains config errors)"
+        return
+    fi
+    # Wait up to 10 s for /readyz (first good snapshot); give up after 3 s if the admin
+    # listener does not answer at all.
+    local ready="" n=0
+    while ((n < 100)); do
+        ready="$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
+            "http://127.0.0.1:$admin/readyz" || true)"
+        [[ "$ready" == 200 ]] && break
+        [[ "$ready" == 000 ]] && ((n >= 30)) && break
+        sleep 0.1
+        n=$((n + 1))
+    done
+    case "$ready" in
+        200) ;;
+        000) log "warning: no admin listener answers on 127.0.0.1:$admin (/readyz); measuring anyway" ;;
+        *) log "warning: $name /readyz answers $ready, not 200, after 10 s; measuring anyway" ;;
+    esac
+    STARTED_PID="$pid"
+}
+if want portcullis || want portcullis-pass || [[ $H2 == 1 ]]; then
+    start_portcullis "$PORTCULLIS_BIN" "$PORTCULLIS_PORT" "$ADMIN_PORT" portcullis "$H2"
+    PORTCULLIS_PID="$STARTED_PID"
+    [[ -n "$PORTCULLIS_PID" ]] || drop_target portcullis portcullis-pass
+fi
+BASE_PID=""
+if want base || want base-pass; then
+    start_portcullis "$PORTCULLIS_BASE_BIN" "$BASE_PORT" "$BASE_ADMIN_PORT" base 0
+    BASE_PID="$STARTED_PID"
+    [[ -n "$BASE_PID" ]] || drop_target base base-pass
 fi
 
 # ---- targets -------------------------------------------------------------------------------
@@ -242,6 +268,15 @@ if [[ -n "${CHECKED_HEADERS:-}" ]]; then
     while IFS= read -r h; do [[ -n "$h" ]] && HDRS+=(-H "$h"); done <<<"$CHECKED_HEADERS"
 elif [[ -f "$HERE/checked-headers.txt" ]]; then
     while IFS= read -r h; do [[ -n "$h" && "$h" != \#* ]] && HDRS+=(-H "$h"); done <"$HERE/checked-headers.txt"
+elif [[ -n "$PORTCULLIS_PID$BASE_PID" ]]; then
+    # The demo user Alice (in All staff) on her compliant laptop: allowed by "Require
+    # compliant device for SharePoint" after every check.
+    mint_bin="$PORTCULLIS_BIN" mint_conf="$TMP/portcullis.toml"
+    [[ -n "$PORTCULLIS_PID" ]] || { mint_bin="$PORTCULLIS_BASE_BIN"; mint_conf="$TMP/base.toml"; }
+    token="$("$mint_bin" token --config "$mint_conf" --user aaaaaaaa-0000-0000-0000-000000000001 \
+        --device 11111111-0000-0000-0000-000000000001 --group bbbbbbbb-0000-0000-0000-000000000001 \
+        --expires-in 6h 2>"$TMP/token.err")" || die "portcullis token failed: $(cat "$TMP/token.err")"
+    HDRS+=(-H "Authorization: Bearer $token")
 fi
 
 target_url() {
@@ -249,14 +284,15 @@ target_url() {
         direct) echo "http://127.0.0.1:$UPSTREAM_PORT/" ;;
         nginx) echo "http://127.0.0.1:$NGINX_PORT/" ;;
         portcullis | portcullis-pass) echo "http://127.0.0.1:$PORTCULLIS_PORT/" ;;
+        base | base-pass) echo "http://127.0.0.1:$BASE_PORT/" ;;
         nginx-h2) echo "https://127.0.0.1:$NGINX_TLS_PORT/" ;;
         portcullis-h2) echo "https://127.0.0.1:$PORTCULLIS_TLS_PORT/" ;;
     esac
 }
 target_args() { # extra header arguments (same -H syntax for wrk, curl and h2load)
     case "$1" in
-        portcullis | portcullis-h2) echo "host" ;;
-        portcullis-pass) echo "pass" ;;
+        portcullis | portcullis-h2 | base) echo "host" ;;
+        portcullis-pass | base-pass) echo "pass" ;;
         *) echo "none" ;;
     esac
 }
@@ -273,6 +309,7 @@ proxy_pid() {
     case "$1" in
         nginx | nginx-h2) echo "$NGINX_PID" ;;
         portcullis | portcullis-pass | portcullis-h2) echo "$PORTCULLIS_PID" ;;
+        base | base-pass) echo "$BASE_PID" ;;
         *) echo "" ;;
     esac
 }
@@ -300,7 +337,7 @@ log "proxy on CPU $PROXY_CPU; wrk/h2load and upstream on CPU $LOAD_CPU; $(nproc)
 
 mkdir -p "$RESULTS_DIR"
 TSV="$RESULTS_DIR/load-$(date -u +%Y%m%dT%H%M%SZ).tsv"
-printf 'round\tconns\ttarget\trequests\tduration_s\trps\tp50_us\tp99_us\tcpu_us_per_req\tnon2xx\tsocket_errors\n' >"$TSV"
+printf 'round\tconns\ttarget\trequests\tduration_s\trps\tp50_us\tp99_us\tcpu_us_per_req\tnon2xx\tsocket_errors\tload1\n' >"$TSV"
 
 # load_tool CMD ARGS...: run the load generator on the load core and print its output; its pid
 # is kept in a file so that cleanup can stop it if the script is interrupted mid-run
@@ -374,6 +411,7 @@ for round in $(seq "$ROUNDS"); do
             skip_run "$t" "$c" && continue
             pid="$(proxy_pid "$t")"
             [[ -n "$pid" ]] && { kill -0 "$pid" 2>/dev/null || die "$t's process $pid died; see KEEP_TMP=1 logs"; }
+            load1="$(cut -d' ' -f1 /proc/loadavg)" # machine load (other jobs) at the start
             before=0; [[ -n "$pid" ]] && before="$(cpu_ticks "$pid")"
             read -r requests dur_us p50 p99 non2xx sockerr < <(run_one "$t" "$c" "$DURATION")
             cpu="-"
@@ -382,10 +420,10 @@ for round in $(seq "$ROUNDS"); do
                 cpu="$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')"
             fi
             rps="$(awk -v n="$requests" -v d="$dur_us" 'BEGIN { printf "%.1f", n / (d / 1e6) }')"
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$c" "$t" "$requests" \
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$c" "$t" "$requests" \
                 "$(awk -v d="$dur_us" 'BEGIN { printf "%.3f", d / 1e6 }')" "$rps" "$p50" "$p99" "$cpu" \
-                "$non2xx" "$sockerr" >>"$TSV"
-            log "round $round/$ROUNDS c=$c $t: $rps req/s, p50 ${p50} us, p99 ${p99} us, cpu ${cpu} us/req, errors $((non2xx + sockerr))"
+                "$non2xx" "$sockerr" "$load1" >>"$TSV"
+            log "round $round/$ROUNDS c=$c $t: $rps req/s, p50 ${p50} us, p99 ${p99} us, cpu ${cpu} us/req, errors $((non2xx + sockerr)), load $load1"
         done
     done
 done

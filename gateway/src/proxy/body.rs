@@ -9,14 +9,17 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use super::pool::PooledBody;
 use super::revocable::Revocable;
 
 /// What a body's stream can fail with: the upstream's error, or access revoked mid-stream.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub enum ProxyBody {
-    /// Streamed from the upstream, frame by frame.
+    /// Streamed from an HTTPS upstream (hyper-util client), frame by frame.
     Upstream(Incoming),
+    /// Streamed from a plain-HTTP upstream; hands its connection back to the pool at the end.
+    Pooled(PooledBody),
     /// Written by the gateway (errors, denials); `None` once sent.
     Full(Option<Bytes>),
     /// A streamed response that ends once its request would no longer be allowed.
@@ -49,6 +52,7 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Upstream(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
             ProxyBody::Revocable(body) => Pin::new(body.as_mut()).poll_frame(cx),
+            ProxyBody::Pooled(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         }
     }
@@ -57,6 +61,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Upstream(body) => body.is_end_stream(),
             ProxyBody::Revocable(body) => body.is_end_stream(),
+            ProxyBody::Pooled(body) => body.is_end_stream(),
             ProxyBody::Full(bytes) => bytes.is_none(),
         }
     }
@@ -65,6 +70,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Upstream(body) => body.size_hint(),
             ProxyBody::Revocable(body) => body.size_hint(),
+            ProxyBody::Pooled(body) => body.size_hint(),
             ProxyBody::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use ipnet::IpNet;
 
@@ -15,7 +15,7 @@ use super::respond::{render, wants_html, Refusal};
 use super::revocable::{fail_closed_if_stale, Grant, Revocable};
 use super::route::{Route, RouteTable};
 use super::upgrade;
-use super::upstream::{classify, UpstreamClient};
+use super::upstream::UpstreamClient;
 use crate::access::{
     self, platform_from_user_agent, ClientAppType, Decision, DecisionLogEntry, LogContext,
     RequestFacts,
@@ -330,14 +330,6 @@ impl Gateway {
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
-        let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-        let uri = Uri::builder()
-            .scheme(route.upstream.scheme.clone())
-            .authority(route.upstream.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|_| Refusal::UpstreamFailed)?;
-        *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
 
         let headers = req.headers_mut();
@@ -357,24 +349,12 @@ impl Gateway {
             (None, None) => {}
         }
 
-        let sent = tokio::time::timeout(
-            self.limits.upstream_response_timeout,
-            self.client.request(req),
-        );
-        let resp = match sent.await {
-            Err(_elapsed) => return Err(Refusal::UpstreamTimeout),
-            Ok(Err(e)) => {
-                tracing::warn!(route = %route.name, upstream = %route.upstream.url, error = %e, "upstream request failed");
-                return Err(classify(&e));
-            }
-            Ok(Ok(resp)) => resp,
-        };
-        let (mut parts, body) = resp.into_parts();
-        remove_hop_by_hop(&mut parts.headers);
-        parts
-            .headers
+        // Sets the upstream URI, applies the response-header timeout, logs failures.
+        let mut resp = self.client.send(&route.upstream, req).await?;
+        remove_hop_by_hop(resp.headers_mut());
+        resp.headers_mut()
             .insert(X_REQUEST_ID.clone(), request_id.clone());
-        Ok(Response::from_parts(parts, ProxyBody::Upstream(body)))
+        Ok(resp)
     }
 }
 
@@ -397,7 +377,9 @@ fn set_identity_headers(headers: &mut HeaderMap, admitted: &Admitted, request_id
     // GUIDs are formatted on the stack: one allocation per header (the value's own).
     let mut put = |name: &HeaderName, guid: u128| {
         let mut buf = uuid::Uuid::encode_buffer();
-        let text = uuid::Uuid::from_u128(guid).hyphenated().encode_lower(&mut buf);
+        let text = uuid::Uuid::from_u128(guid)
+            .hyphenated()
+            .encode_lower(&mut buf);
         if let Ok(v) = HeaderValue::from_str(text) {
             headers.insert(name.clone(), v);
         }

@@ -13,42 +13,77 @@ pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-h
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Removes the hop-by-hop headers: those named in `Connection`, and the fixed list.
+/// The hop-by-hop headers every proxy removes, besides those `Connection` lists.
+static FIXED_HOP_BY_HOP: [&HeaderName; 8] = [
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+    &header::PROXY_AUTHENTICATE,
+    &header::PROXY_AUTHORIZATION,
+    &header::TE,
+    &header::TRAILER,
+    &header::TRANSFER_ENCODING,
+    &header::UPGRADE,
+];
+
+/// Removes the hop-by-hop headers: those named in `Connection`, `Connection` itself, and the
+/// fixed list. One pass over the names first: most messages carry none of them, or only
+/// `Connection: keep-alive`, and each `remove` costs a hash and a probe.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if let Some(listed) = headers.get(header::CONNECTION).cloned() {
-        if let Ok(listed) = listed.to_str() {
-            for name in listed.split(',') {
-                let name = name.trim();
-                if !name.is_empty() {
-                    headers.remove(name);
+    let mut connection = false;
+    let mut fixed = 0u8; // bit i: FIXED_HOP_BY_HOP[i] is present
+    for name in headers.keys() {
+        if name == header::CONNECTION {
+            connection = true;
+        } else if let Some(i) = FIXED_HOP_BY_HOP.iter().position(|h| *h == name) {
+            fixed |= 1 << i;
+        }
+    }
+    if connection {
+        let mut values = headers.get_all(header::CONNECTION).iter();
+        match (values.next().cloned(), values.next()) {
+            // One value, the usual case: a clone of a parsed value shares its buffer.
+            (Some(only), None) => remove_listed(headers, &only),
+            _ => {
+                let all: Vec<HeaderValue> = headers
+                    .get_all(header::CONNECTION)
+                    .iter()
+                    .cloned()
+                    .collect();
+                for v in &all {
+                    remove_listed(headers, v);
                 }
             }
         }
+        headers.remove(header::CONNECTION);
     }
-    for name in [
-        &header::CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &header::PROXY_AUTHENTICATE,
-        &header::PROXY_AUTHORIZATION,
-        &header::TE,
-        &header::TRAILER,
-        &header::TRANSFER_ENCODING,
-        &header::UPGRADE,
-    ] {
-        headers.remove(name);
+    for (i, name) in FIXED_HOP_BY_HOP.iter().enumerate() {
+        if fixed & (1 << i) != 0 {
+            headers.remove(*name);
+        }
+    }
+}
+
+/// Removes the headers a `Connection` value names (`keep-alive` is in the fixed list).
+fn remove_listed(headers: &mut HeaderMap, listed: &HeaderValue) {
+    let Ok(listed) = listed.to_str() else { return };
+    for name in listed.split(',') {
+        let name = name.trim();
+        if !name.is_empty() && !name.eq_ignore_ascii_case("keep-alive") {
+            headers.remove(name);
+        }
     }
 }
 
 /// Adds `X-Forwarded-For` (appending the peer to what the client sent), and sets
 /// `X-Forwarded-Proto` and `X-Forwarded-Host`.
 pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, tls: bool, host: Option<&HeaderValue>) {
-    let peer_text = peer.to_string();
+    let mut buf = [0u8; 48];
+    let peer_text = ip_text(peer, &mut buf);
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prior) if !prior.trim().is_empty() => {
             HeaderValue::from_str(&format!("{prior}, {peer_text}"))
         }
-        _ => HeaderValue::from_str(&peer_text),
+        _ => HeaderValue::from_str(peer_text),
     };
     if let Ok(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);
@@ -65,6 +100,42 @@ pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, tls: bool, host: Opt
             headers.remove(&X_FORWARDED_HOST);
         }
     }
+}
+
+/// `ip` as text in `buf`: IPv4 by hand (the formatter costs more than the rest of
+/// `add_forwarded`), IPv6 through `Display`.
+fn ip_text(ip: IpAddr, buf: &mut [u8; 48]) -> &str {
+    let len = match ip {
+        IpAddr::V4(v4) => {
+            let mut n = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                if octet >= 100 {
+                    buf[n] = b'0' + octet / 100;
+                    n += 1;
+                }
+                if octet >= 10 {
+                    buf[n] = b'0' + octet / 10 % 10;
+                    n += 1;
+                }
+                buf[n] = b'0' + octet % 10;
+                n += 1;
+            }
+            n
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write;
+            let mut cursor = std::io::Cursor::new(&mut buf[..]);
+            // An IPv6 address is at most 45 characters: it always fits.
+            let _ = write!(cursor, "{v6}");
+            cursor.position() as usize
+        }
+    };
+    // Only ASCII digits, dots, colons and hex letters were written.
+    std::str::from_utf8(&buf[..len]).unwrap_or("")
 }
 
 /// Makes request ids: a random per-process prefix and a counter, 24 hex digits.
@@ -103,8 +174,11 @@ impl RequestIds {
         let mut buf = [0u8; 24];
         hex(self.prefix >> 32, &mut buf[..8]);
         hex(n, &mut buf[8..]);
-        // Only hex digits were written, which are always valid header bytes.
-        HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
+        // Only hex digits were written, which are always valid header bytes. A shared `Bytes`
+        // from the start: the id is cloned into the upstream request and the response, and
+        // cloning a plain `Vec`-backed value would allocate again.
+        HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf))
+            .unwrap_or_else(|_| HeaderValue::from_static("0"))
     }
 }
 
@@ -154,6 +228,55 @@ mod tests {
             h.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
             vec!["accept"]
         );
+    }
+
+    #[test]
+    fn connection_listed_headers_go_with_one_or_several_values() {
+        let check = |pairs: &[(&str, &str)], left: &[&str]| {
+            let mut h = map(pairs);
+            remove_hop_by_hop(&mut h);
+            let mut got: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+            got.sort_unstable();
+            assert_eq!(got, left, "{pairs:?}");
+        };
+        check(
+            &[("connection", "keep-alive"), ("accept", "*/*")],
+            &["accept"],
+        );
+        check(
+            &[("connection", "close, X-A"), ("x-a", "1"), ("x-b", "2")],
+            &["x-b"],
+        );
+        check(
+            &[
+                ("connection", "x-a"),
+                ("connection", "x-b"),
+                ("x-a", "1"),
+                ("x-b", "2"),
+                ("x-c", "3"),
+            ],
+            &["x-c"],
+        );
+        check(&[("te", "trailers"), ("x-c", "3")], &["x-c"]);
+        check(&[("x-c", "3")], &["x-c"]);
+    }
+
+    #[test]
+    fn ip_text_matches_display() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "255.255.255.255",
+            "1.99.100.9",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut buf = [0u8; 48];
+            assert_eq!(ip_text(ip, &mut buf), ip.to_string());
+        }
     }
 
     #[test]

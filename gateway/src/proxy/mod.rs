@@ -5,6 +5,7 @@
 pub mod body;
 pub mod gateway;
 pub mod headers;
+pub mod pool;
 pub mod respond;
 pub mod revocable;
 pub mod route;

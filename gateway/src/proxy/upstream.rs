@@ -1,21 +1,133 @@
-//! The pooled keep-alive client to upstreams, and how its errors map to refusals.
+//! Sending requests to upstreams: plain-HTTP upstreams through the purpose-built pool
+//! (`pool`), HTTPS upstreams through the hyper-util client; the response-header timeout; and
+//! how errors map to refusals.
 
 use std::error::Error as _;
+use std::time::Duration;
 
+use http::header::{self, HeaderValue};
+use http::uri::{PathAndQuery, Scheme};
+use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::body::ProxyBody;
+use super::pool::{PoolSettings, Pools, SendError};
 use super::respond::Refusal;
-use crate::config::Limits;
+use crate::config::{Limits, Upstream};
 
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+/// The hyper-util client, used for HTTPS upstreams.
+pub type LegacyClient = Client<HttpsConnector<HttpConnector>, Incoming>;
 
-/// Builds the shared client: TCP_NODELAY, connect timeout, idle pool sized by the limits,
-/// HTTPS upstreams verified against the web PKI roots.
-pub fn client(limits: &Limits) -> Result<UpstreamClient, rustls::Error> {
+/// What the gateway holds to reach upstreams (the old name, kept for `Gateway::new`).
+pub type UpstreamClient = Upstreams;
+
+/// Every way to an upstream: the plain-HTTP pool and the HTTPS client.
+pub struct Upstreams {
+    plain: Pools,
+    tls: LegacyClient,
+    response_timeout: Duration,
+}
+
+/// Builds the upstream side: the plain-HTTP pool and the HTTPS client, both with TCP_NODELAY,
+/// the connect timeout and idle limits of `limits`.
+pub fn client(limits: &Limits) -> Result<Upstreams, rustls::Error> {
+    Ok(Upstreams {
+        plain: Pools::new(PoolSettings {
+            connect_timeout: limits.upstream_connect_timeout,
+            idle_timeout: limits.upstream_idle_timeout,
+            max_idle_per_host: limits.upstream_max_idle_per_host,
+        }),
+        tls: legacy_client(limits)?,
+        response_timeout: limits.upstream_response_timeout,
+    })
+}
+
+impl Upstreams {
+    /// Sends `req` to `upstream` and returns the response head with its body streaming, or the
+    /// refusal to answer with (502 unreachable / failed, 504 on connect or response-header
+    /// timeout; logged here with the upstream URL).
+    ///
+    /// `req` is forwarded as it is (headers already rewritten by the caller) except that its
+    /// URI is set for the upstream (origin-form for a plain-HTTP upstream; the upstream's
+    /// scheme and authority for HTTPS), and a missing `Host` becomes the upstream's authority.
+    pub async fn send(
+        &self,
+        upstream: &Upstream,
+        mut req: Request<Incoming>,
+    ) -> Result<Response<ProxyBody>, Refusal> {
+        if !req.headers().contains_key(header::HOST) {
+            if let Ok(host) = HeaderValue::from_str(upstream.authority.as_str()) {
+                req.headers_mut().insert(header::HOST, host);
+            }
+        }
+        if upstream.scheme == Scheme::HTTP {
+            origin_form(req.uri_mut());
+            let pool = self.plain.host(&upstream.authority);
+            match tokio::time::timeout(self.response_timeout, pool.send(req)).await {
+                Err(_elapsed) => Err(Refusal::UpstreamTimeout),
+                Ok(Ok(resp)) => Ok(resp.map(ProxyBody::Pooled)),
+                Ok(Err(e)) => {
+                    tracing::warn!(upstream = %upstream.url, error = %e, "upstream request failed");
+                    Err(classify_pool(&e))
+                }
+            }
+        } else {
+            let pq = req.uri().path_and_query().cloned();
+            let uri = Uri::builder()
+                .scheme(upstream.scheme.clone())
+                .authority(upstream.authority.clone())
+                .path_and_query(pq.unwrap_or_else(|| PathAndQuery::from_static("/")))
+                .build()
+                .map_err(|_| Refusal::UpstreamFailed)?;
+            *req.uri_mut() = uri;
+            match tokio::time::timeout(self.response_timeout, self.tls.request(req)).await {
+                Err(_elapsed) => Err(Refusal::UpstreamTimeout),
+                Ok(Ok(resp)) => Ok(resp.map(ProxyBody::Upstream)),
+                Ok(Err(e)) => {
+                    tracing::warn!(upstream = %upstream.url, error = %e, "upstream request failed");
+                    Err(classify(&e))
+                }
+            }
+        }
+    }
+}
+
+/// Makes `uri` origin-form (`/path?query`), as HTTP/1.1 sends it to an origin server. A URI
+/// from an HTTP/1.1 client already is; HTTP/2 requests carry scheme and authority.
+fn origin_form(uri: &mut Uri) {
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return;
+    }
+    *uri = match uri.path_and_query() {
+        Some(pq) if pq.as_str() != "/" => {
+            let mut parts = http::uri::Parts::default();
+            parts.path_and_query = Some(pq.clone());
+            Uri::from_parts(parts).unwrap_or_default()
+        }
+        _ => Uri::default(),
+    };
+}
+
+/// A pool error as a refusal: connect refused or failed is `UpstreamUnreachable`, connect
+/// timed out is `UpstreamTimeout`, anything after the connect is `UpstreamFailed`.
+fn classify_pool(err: &SendError) -> Refusal {
+    match err {
+        SendError::ConnectTimeout { .. } => Refusal::UpstreamTimeout,
+        SendError::Connect { source, .. } if source.kind() == std::io::ErrorKind::TimedOut => {
+            Refusal::UpstreamTimeout
+        }
+        SendError::Connect { .. } => Refusal::UpstreamUnreachable,
+        SendError::Request { .. } => Refusal::UpstreamFailed,
+    }
+}
+
+/// Builds the HTTPS client: TCP_NODELAY, connect timeout, idle pool sized by the limits,
+/// upstreams verified against the web PKI roots.
+fn legacy_client(limits: &Limits) -> Result<LegacyClient, rustls::Error> {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.set_connect_timeout(Some(limits.upstream_connect_timeout));
