@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use super::claims::Overage;
 use super::directory::Directory;
 use super::extract::find_token;
 use super::jwks::{JwksSource, KeySet};
+use super::memo::TokenMemo;
 use super::refresh::{self, RefreshPolicy};
 use super::trusted::{self, TrustedHeaders};
 use super::verify::{parse_algorithms, TokenVerifier, VerifierSettings};
@@ -33,6 +35,9 @@ pub struct Authenticator {
     verifier: Option<TokenVerifier>,
     jwks: Option<JwksSource>,
     cache: IdentityCache,
+    /// Bumped whenever cached identities are dropped; connection memos of an older
+    /// generation are ignored.
+    generation: AtomicU64,
     cookie_name: String,
     trusted: Option<TrustedHeaders>,
     refresh_wanted: Arc<Notify>,
@@ -97,6 +102,7 @@ impl Authenticator {
                 cfg.cache_max_entries,
                 Duration::from_secs(cfg.failure_cache_secs),
             ),
+            generation: AtomicU64::new(0),
             cookie_name: cfg.session_cookie.clone(),
             trusted: TrustedHeaders::from_config(&cfg.trusted_headers)?,
             refresh_wanted,
@@ -127,6 +133,7 @@ impl Authenticator {
         };
         let keys = source.load().await?;
         if verifier.replace_keys(keys) {
+            self.generation.fetch_add(1, Ordering::AcqRel);
             self.cache.invalidate_all();
         }
         Ok(())
@@ -172,6 +179,18 @@ impl Authenticator {
         cert_device: Option<DeviceId>,
         now: UnixMillis,
     ) -> Result<RequestIdentity, IdentityFailure> {
+        self.authenticate_on(headers, peer, cert_device, now, None)
+    }
+
+    /// `authenticate`, with the connection's memo of its last token in front of the cache.
+    pub fn authenticate_on(
+        &self,
+        headers: &HeaderMap,
+        peer: IpAddr,
+        cert_device: Option<DeviceId>,
+        now: UnixMillis,
+        memo: Option<&TokenMemo>,
+    ) -> Result<RequestIdentity, IdentityFailure> {
         if let Some(t) = self.trusted.as_ref().filter(|t| t.peer_trusted(peer)) {
             if let Some(identity) = t.identity(headers, now) {
                 return finish(
@@ -187,7 +206,22 @@ impl Authenticator {
                 "no bearer token or session cookie",
             ));
         };
-        finish(self.verify_token(token, now)?, source, cert_device)
+        let Some(memo) = memo else {
+            return finish(self.verify_token(token, now)?, source, cert_device);
+        };
+        let generation = self.generation.load(Ordering::Acquire);
+        let identity = match memo.get(token, generation, now) {
+            Some(identity) => {
+                self.cache.count_hit();
+                identity
+            }
+            None => {
+                let identity = self.verify_token(token, now)?;
+                memo.set(token, generation, identity.clone());
+                identity
+            }
+        };
+        finish(identity, source, cert_device)
     }
 }
 

@@ -316,3 +316,32 @@ async fn jwks_over_http_with_rotation() {
         .is_err());
     server.abort();
 }
+
+#[tokio::test]
+async fn a_connection_memo_forgets_tokens_of_a_dropped_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwks.json");
+    std::fs::write(&path, TestKeys::jwks_json(&[TestKeys::rsa_a()])).unwrap();
+    let auth = Authenticator::build(&config("jwks.json"), dir.path())
+        .await
+        .unwrap();
+    let memo = crate::identity::TokenMemo::default();
+    let token = TestKeys::rsa_a().sign(&TokenSpec::default().claims());
+    let headers = bearer(&token);
+    let peer: std::net::IpAddr = PEER.parse().unwrap();
+    let on = |memo| {
+        auth.authenticate_on(&headers, peer, None, NOW, Some(memo))
+            .map(|_| ())
+    };
+    assert!(on(&memo).is_ok());
+    let before = auth.cache_stats();
+    assert!(on(&memo).is_ok(), "served from the memo");
+    assert_eq!(auth.cache_stats().hits, before.hits + 1);
+    // The key is withdrawn: the memo must not keep the token alive.
+    std::fs::write(&path, TestKeys::jwks_json(&[TestKeys::ec_a()])).unwrap();
+    auth.refresh_jwks().await.unwrap();
+    assert_eq!(
+        on(&memo).map_err(|f| f.reason),
+        Err(ReasonCode::TokenInvalid)
+    );
+}

@@ -111,6 +111,11 @@ impl IdentityCache {
         self.cache.insert(Arc::from(token), Entry { outcome, ttl });
     }
 
+    /// Counts a hit served in front of the cache (a connection's token memo).
+    pub fn count_hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn invalidate_all(&self) {
         self.cache.invalidate_all();
     }

@@ -17,6 +17,7 @@ mod error;
 mod extract;
 pub mod issuer;
 mod jwks;
+mod memo;
 pub mod mtls;
 mod refresh;
 #[cfg(any(test, feature = "test-util"))]
@@ -30,6 +31,7 @@ pub use cache::CacheStats;
 pub use directory::Directory;
 pub use error::IdentityError;
 pub use jwks::{JwksSource, KeySet};
+pub use memo::TokenMemo;
 pub use mtls::{
     client_verifier, device_from_peer_certificates, device_id_from_cert, resolve_device,
 };

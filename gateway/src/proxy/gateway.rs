@@ -23,7 +23,7 @@ use crate::access::{
 use crate::clock::UnixMillis;
 use crate::config::Limits;
 use crate::decision_log::DecisionLog;
-use crate::identity::{www_authenticate, Authenticator, IdentityFailure};
+use crate::identity::{www_authenticate, Authenticator, IdentityFailure, TokenMemo};
 use crate::ids::{DeviceId, UserId};
 use crate::metrics::Metrics;
 use crate::model::ComplianceState;
@@ -40,6 +40,8 @@ pub struct ConnInfo {
     pub cert_device: Option<DeviceId>,
     /// Why the client certificate could not name a device, when it could not.
     pub cert_error: Option<IdentityFailure>,
+    /// The connection's last token and its identity (keep-alive clients repeat it).
+    pub token_memo: TokenMemo,
 }
 
 /// Everything a request needs, shared by all connections.
@@ -185,15 +187,17 @@ impl Gateway {
         if let Some(failure) = &conn.cert_error {
             return Err(deny_identity(failure));
         }
-        let identity =
-            match self
-                .auth
-                .authenticate(req.headers(), conn.peer.ip(), conn.cert_device, now)
-            {
-                Ok(found) => Some(found),
-                Err(f) if f.reason == ReasonCode::TokenMissing => None,
-                Err(f) => return Err(deny_identity(&f)),
-            };
+        let identity = match self.auth.authenticate_on(
+            req.headers(),
+            conn.peer.ip(),
+            conn.cert_device,
+            now,
+            Some(&conn.token_memo),
+        ) {
+            Ok(found) => Some(found),
+            Err(f) if f.reason == ReasonCode::TokenMissing => None,
+            Err(f) => return Err(deny_identity(&f)),
+        };
         let device_id = identity.as_ref().map_or(conn.cert_device, |i| i.device);
         let entry = device_id.and_then(|id| snapshot.devices.get(id));
         let mut ext = [None; 15];

@@ -90,6 +90,7 @@ pub async fn serve_listener(
                 tls: tls.is_some(),
                 cert_device: None,
                 cert_error: None,
+                token_memo: Default::default(),
             },
             shutdown: shutdown.clone(),
             idle_timeout: limits.idle_timeout,

@@ -1,0 +1,105 @@
+//! The last token a connection presented, with its verified identity. A keep-alive client
+//! (a browser, an API client, a load tool) repeats the same token on every request of a
+//! connection, so most requests are answered here, without hashing the token or touching the
+//! shared cache. The token is compared in full; the identity is served only before its
+//! `exp`, and only while the key set it was verified under is current (a JWKS change that drops
+//! a key bumps the authenticator's generation, which empties every memo).
+
+use std::sync::{Arc, Mutex};
+
+use super::Identity;
+use crate::clock::UnixMillis;
+
+struct Memo {
+    generation: u64,
+    token: Box<str>,
+    identity: Arc<Identity>,
+}
+
+/// One per connection (see `proxy::ConnInfo`).
+#[derive(Default)]
+pub struct TokenMemo(Mutex<Option<Memo>>);
+
+impl Clone for TokenMemo {
+    /// A clone starts empty: a memo belongs to one connection.
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for TokenMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenMemo")
+    }
+}
+
+impl TokenMemo {
+    /// The remembered identity for exactly `token`, if still valid at `now` under `generation`.
+    pub(crate) fn get(
+        &self,
+        token: &str,
+        generation: u64,
+        now: UnixMillis,
+    ) -> Option<Arc<Identity>> {
+        let memo = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match &*memo {
+            Some(m)
+                if m.generation == generation
+                    && now <= m.identity.expires_at
+                    && *m.token == *token =>
+            {
+                Some(m.identity.clone())
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn set(&self, token: &str, generation: u64, identity: Arc<Identity>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Memo {
+            generation,
+            token: token.into(),
+            identity,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::UserId;
+
+    fn identity(exp: i64) -> Arc<Identity> {
+        Arc::new(Identity {
+            user: UserId::from_u128(7).unwrap(),
+            tenant: None,
+            groups: Box::default(),
+            mfa: false,
+            device: None,
+            expires_at: UnixMillis(exp),
+        })
+    }
+
+    #[test]
+    fn serves_only_the_same_token_in_time_and_generation() {
+        let memo = TokenMemo::default();
+        assert!(memo.get("a.b.c", 0, UnixMillis(0)).is_none());
+        memo.set("a.b.c", 3, identity(1_000));
+        assert!(memo.get("a.b.c", 3, UnixMillis(1_000)).is_some());
+        assert!(
+            memo.get("a.b.d", 3, UnixMillis(10)).is_none(),
+            "other token"
+        );
+        assert!(
+            memo.get("a.b.c", 3, UnixMillis(1_001)).is_none(),
+            "past exp"
+        );
+        assert!(
+            memo.get("a.b.c", 4, UnixMillis(10)).is_none(),
+            "keys changed"
+        );
+        assert!(
+            memo.clone().get("a.b.c", 3, UnixMillis(10)).is_none(),
+            "clones start empty"
+        );
+    }
+}
