@@ -259,6 +259,7 @@ impl Gateway {
                 ip: facts.ip,
                 unprotected: route.unprotected,
                 version: snapshot.version,
+                request_id: request_id.clone(),
             });
             return Ok(Admitted {
                 user: facts.user,

@@ -38,6 +38,8 @@ pub struct Grant {
     pub unprotected: Unprotected,
     /// The snapshot version the admission was decided on.
     pub version: u64,
+    /// The request's correlation id, for the log line when access is revoked.
+    pub request_id: http::HeaderValue,
 }
 
 impl Grant {
@@ -140,7 +142,12 @@ impl Body for Revocable {
                     .decide(&snapshot, this.grant.store.failing_closed())
                     .reason
                     .as_str();
-                tracing::info!(reason, "ending a streaming response: access revoked");
+                let request_id = this.grant.request_id.to_str().unwrap_or("");
+                tracing::info!(
+                    request_id,
+                    reason,
+                    "ending a streaming response: access revoked"
+                );
                 return Poll::Ready(Some(Err(Box::new(Revoked(reason)))));
             }
         }

@@ -64,7 +64,8 @@ pub fn spawn_tunnel(client: OnUpgrade, upstream: OnUpgrade, grant: Option<Grant>
                         return;
                     }
                     if !grant.still_allowed() {
-                        tracing::info!("closing an upgraded connection: access revoked");
+                        let request_id = grant.request_id.to_str().unwrap_or("");
+                        tracing::info!(request_id, "closing an upgraded connection: access revoked");
                         return;
                     }
                 }

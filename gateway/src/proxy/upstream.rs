@@ -59,6 +59,15 @@ impl Upstreams {
         upstream: &Upstream,
         mut req: Request<Incoming>,
     ) -> Result<Response<ProxyBody>, Refusal> {
+        // For the log line of a failure (a cheap reference-counted copy).
+        let request_id = req.headers().get(&super::headers::X_REQUEST_ID).cloned();
+        let id = || {
+            request_id
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
         if !req.headers().contains_key(header::HOST) {
             if let Ok(host) = HeaderValue::from_str(upstream.authority.as_str()) {
                 req.headers_mut().insert(header::HOST, host);
@@ -68,10 +77,13 @@ impl Upstreams {
             origin_form(req.uri_mut());
             let pool = self.plain.host(&upstream.authority);
             match tokio::time::timeout(self.response_timeout, pool.send(req)).await {
-                Err(_elapsed) => Err(Refusal::UpstreamTimeout),
+                Err(_elapsed) => {
+                    tracing::warn!(request_id = %id(), upstream = %upstream.url, "upstream response headers timed out");
+                    Err(Refusal::UpstreamTimeout)
+                }
                 Ok(Ok(resp)) => Ok(resp.map(ProxyBody::Pooled)),
                 Ok(Err(e)) => {
-                    tracing::warn!(upstream = %upstream.url, error = %e, "upstream request failed");
+                    tracing::warn!(request_id = %id(), upstream = %upstream.url, error = %e, "upstream request failed");
                     Err(classify_pool(&e))
                 }
             }
@@ -85,10 +97,13 @@ impl Upstreams {
                 .map_err(|_| Refusal::UpstreamFailed)?;
             *req.uri_mut() = uri;
             match tokio::time::timeout(self.response_timeout, self.tls.request(req)).await {
-                Err(_elapsed) => Err(Refusal::UpstreamTimeout),
+                Err(_elapsed) => {
+                    tracing::warn!(request_id = %id(), upstream = %upstream.url, "upstream response headers timed out");
+                    Err(Refusal::UpstreamTimeout)
+                }
                 Ok(Ok(resp)) => Ok(resp.map(ProxyBody::Upstream)),
                 Ok(Err(e)) => {
-                    tracing::warn!(upstream = %upstream.url, error = %e, "upstream request failed");
+                    tracing::warn!(request_id = %id(), upstream = %upstream.url, error = %e, "upstream request failed");
                     Err(classify(&e))
                 }
             }
