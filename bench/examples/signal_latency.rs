@@ -19,19 +19,33 @@ use std::time::{Duration, Instant};
 use portcullis::access::PolicySet;
 use portcullis::admin::{self, AdminState, JournalWriter, SignalJournal};
 use portcullis::clock::UnixMillis;
+use portcullis::compliance::RiskObservation;
 use portcullis::config::Config;
 use portcullis::decision_log::DecisionLog;
 use portcullis::identity::issuer::{DemoIssuer, TokenRequest};
 use portcullis::identity::Authenticator;
 use portcullis::ids::{DeviceId, UserId};
 use portcullis::metrics::Metrics;
-use portcullis::model::ComplianceState;
+use portcullis::model::{ComplianceState, Platform};
 use portcullis::snapshot::{build_table, Snapshot, SnapshotStore};
 use portcullis::standin::{self, App};
 use portcullis_bench::{device_id, fleet, rules};
 use tokio::net::TcpListener;
 
 const DEVICES: u64 = 1_000_000;
+/// The last signal time handed out: signals are stamped with the wall clock, strictly
+/// increasing, so every signal is the newest observation of its device.
+static SIGNAL_CLOCK: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+fn observed_at() -> String {
+    let now = UnixMillis::now().0;
+    let prev = SIGNAL_CLOCK
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or(now);
+    UnixMillis(now.max(prev + 1)).to_rfc3339()
+}
 const SIGNALS_PER_SECOND: u64 = 1_000;
 /// Signals per push request in the background load.
 const PER_PUSH: u64 = 10;
@@ -90,7 +104,11 @@ demo = true
         Arc::new(PolicySet::parse(CA_POLICY, None).expect("policy")),
         now,
     );
-    snap.devices = build_table(fleet(DEVICES), &rules, None, portcullis_bench::NOW);
+    // The fleet's risk observations re-dated an hour before the wall clock, so that pushed
+    // signals (stamped now) are newer.
+    let an_hour_ago = UnixMillis(now.0 - 3_600_000);
+    let devices = fleet(DEVICES).map(|(d, r)| (d, RiskObservation::new(r.risk, an_hour_ago)));
+    snap.devices = build_table(devices, &rules, None, now);
     snap.compliance = rules;
     let store = Arc::new(SnapshotStore::new(snap));
     println!(
@@ -98,15 +116,14 @@ demo = true
         started.elapsed()
     );
 
-    // Compliant devices: probes and the load's clients.
+    // Compliant devices: probes and the load's clients. Not Windows: the fleet's Windows
+    // policy has a 24 h grace period, so a Windows device turning high risk stays admitted.
     let compliant: Vec<DeviceId> = (0..DEVICES)
         .map(device_id)
         .filter(|id| {
-            store
-                .load()
-                .devices
-                .get(*id)
-                .is_some_and(|e| e.state() == ComplianceState::Compliant)
+            store.load().devices.get(*id).is_some_and(|e| {
+                e.state() == ComplianceState::Compliant && e.platform() != Platform::Windows
+            })
         })
         .take(PROBES + CLIENTS)
         .collect();
@@ -190,7 +207,7 @@ demo = true
     let mut first_request_denied = 0usize;
     for (device, token) in &tokens[..PROBES] {
         let body = serde_json::json!({ "deviceId": device.to_string(), "riskLevel": "high",
-            "observedAt": UnixMillis::now().to_rfc3339() });
+            "observedAt": observed_at() });
         let resp = client
             .post(format!("http://{admin_addr}/admin/v1/signals"))
             .bearer_auth(ADMIN_TOKEN)
@@ -283,9 +300,9 @@ async fn push_background(
     let mut n: u64 = 0;
     while running.load(Ordering::Acquire) {
         tick.tick().await;
-        let at = UnixMillis::now().to_rfc3339();
         let mut body = String::new();
         for _ in 0..PER_PUSH {
+            let at = observed_at();
             n += 1;
             let device = device_id(DEVICES - 1 - (n % (DEVICES / 2)));
             let level = if n.is_multiple_of(2) { "low" } else { "medium" };
