@@ -653,3 +653,55 @@ async fn an_upgraded_connection_is_tunnelled_and_closed_when_its_device_turns_hi
     assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
     demo.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_http2_stream_is_cut_when_its_device_turns_high_risk() {
+    let dir = tempfile::tempdir().unwrap();
+    let apps = start_apps().await;
+    let certs = server_certs(dir.path());
+    let config = write_demo_with(
+        dir.path(),
+        &apps,
+        "\n[[listener]]\nname = \"tls\"\naddr = \"127.0.0.1:0\"\ntls = { cert = \"server.pem\", key = \"server-key.pem\" }\n",
+    );
+    let demo = start(&config).await;
+    let port = demo.running.addr("tls").unwrap().port();
+    init_crypto();
+    let h2 = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(certs.ca_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let mut download = h2
+        .get(format!(
+            "https://localhost:{port}/download?bytes=67108864&pace_ms=20"
+        ))
+        .header("host", "sharepoint.localhost")
+        .bearer_auth(&demo.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.version(), reqwest::Version::HTTP_2);
+    assert_eq!(download.status(), 200);
+    download.chunk().await.unwrap().unwrap();
+    push_risk(&demo, "high").await;
+    let cut = loop {
+        match tokio::time::timeout(Duration::from_secs(5), download.chunk()).await {
+            Err(_) => panic!("the HTTP/2 stream was not cut within 5 s of the signal"),
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None)) => panic!("the stream completed instead of being cut"),
+            Ok(Err(e)) => break e,
+        }
+    };
+    eprintln!("stream ended: {cut}");
+    // The connection itself stays usable: the next request on it is refused, not broken.
+    let next = h2
+        .get(format!("https://localhost:{port}/_api/web/lists"))
+        .header("host", "sharepoint.localhost")
+        .header("accept", "application/json")
+        .bearer_auth(&demo.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.status(), 403);
+    demo.running.shutdown().await;
+}
