@@ -310,14 +310,9 @@ async fn refresh_gauges(
         }
         if snapshot.version != counted_version {
             counted_version = snapshot.version;
-            let mut counts = [0i64; 4];
-            for entry in snapshot.devices.iter() {
-                counts[ComplianceState::ALL
-                    .iter()
-                    .position(|s| *s == entry.state())
-                    .unwrap_or(3)] += 1;
-            }
+            let counts = snapshot.devices.count_by_state();
             for (state, n) in ComplianceState::ALL.iter().zip(counts) {
+                let n = i64::try_from(n).unwrap_or(i64::MAX);
                 metrics.devices.with_label_values(&[state.as_str()]).set(n);
             }
         }

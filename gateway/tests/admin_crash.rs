@@ -3,6 +3,8 @@
 //! acknowledged, then the process is killed with SIGKILL while pushes are still in flight.
 //! Every acknowledged signal must be in the journal, and a restarted gateway must enforce them.
 
+mod common;
+
 use std::collections::HashSet;
 use std::net::TcpListener;
 use std::path::Path;
@@ -26,21 +28,14 @@ fn free_port() -> u16 {
 }
 
 fn write_demo(dir: &Path, admin: u16) -> std::path::PathBuf {
-    let demo = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/demo"));
-    for entry in std::fs::read_dir(demo).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
-    }
-    std::fs::write(dir.join("admin-token"), TOKEN).unwrap();
-    let text = std::fs::read_to_string(dir.join("portcullis.toml"))
-        .unwrap()
-        .replace("${SHAREPOINT}", "http://127.0.0.1:9")
-        .replace("${EXCHANGE}", "http://127.0.0.1:9")
-        .replace("${LISTEN}", "127.0.0.1:0")
-        .replace("${ADMIN}", &format!("127.0.0.1:{admin}"));
-    let path = dir.join("portcullis.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    common::write_demo(
+        dir,
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+        &format!("127.0.0.1:{admin}"),
+        TOKEN,
+        "",
+    )
 }
 
 struct Gateway(Child);

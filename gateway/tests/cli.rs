@@ -1,5 +1,7 @@
 //! The `portcullis` binary: `check` reports bad configs by file, line and key; `--help` helps.
 
+mod common;
+
 use std::process::Command;
 
 fn portcullis(args: &[&str]) -> (i32, String) {
@@ -69,22 +71,14 @@ fn help_lists_every_command() {
 
 /// The demo config as `portcullis demo` writes it, with the data beside it, in `dir`.
 fn demo_config(dir: &std::path::Path) -> std::path::PathBuf {
-    let demo = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/demo"));
-    for entry in std::fs::read_dir(demo).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap();
-        std::fs::copy(&path, dir.join(name)).unwrap();
-    }
-    std::fs::write(dir.join("admin-token"), "t0k3n-for-the-test").unwrap();
-    let text = std::fs::read_to_string(dir.join("portcullis.toml"))
-        .unwrap()
-        .replace("${SHAREPOINT}", "http://127.0.0.1:9")
-        .replace("${EXCHANGE}", "http://127.0.0.1:9")
-        .replace("${LISTEN}", "127.0.0.1:0")
-        .replace("${ADMIN}", "127.0.0.1:0");
-    let path = dir.join("portcullis.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    common::write_demo(
+        dir,
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+        "127.0.0.1:0",
+        "t0k3n-for-the-test",
+        "",
+    )
 }
 
 #[test]

@@ -25,41 +25,22 @@ const ALL_STAFF: &str = "bbbbbbbb-0000-0000-0000-000000000001";
 const MEDIUM_PC: &str = "11111111-0000-0000-0000-00000000000b";
 const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
-const DATA: &[&str] = &[
-    "devices.json",
-    "defender-machines.json",
-    "compliance-policies.json",
-    "tenant.json",
-    "conditional-access.json",
-    "named-locations.json",
-    "issuer-key.pem",
-    "jwks.json",
-    "directory-groups.json",
-];
-
-fn demo_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/demo"))
-}
-
-/// Copies the demo data into `dir` and writes its config with the stand-ins' addresses.
+/// The demo's data and config in `dir`, pointing at the stand-ins.
 fn write_demo(dir: &Path, apps: &Apps) -> Config {
     write_demo_with(dir, apps, "")
 }
 
 /// Same, with `extra` TOML appended to the config.
 fn write_demo_with(dir: &Path, apps: &Apps, extra: &str) -> Config {
-    for name in DATA {
-        std::fs::copy(demo_dir().join(name), dir.join(name)).unwrap();
-    }
-    std::fs::write(dir.join("admin-token"), ADMIN_TOKEN).unwrap();
-    let text = std::fs::read_to_string(demo_dir().join("portcullis.toml"))
-        .unwrap()
-        .replace("${SHAREPOINT}", &format!("http://{}", apps.sharepoint))
-        .replace("${EXCHANGE}", &format!("http://{}", apps.exchange))
-        .replace("${LISTEN}", "127.0.0.1:0")
-        .replace("${ADMIN}", "127.0.0.1:0")
-        + extra;
-    config(dir, &text)
+    let path = common::write_demo(
+        dir,
+        &format!("http://{}", apps.sharepoint),
+        &format!("http://{}", apps.exchange),
+        "127.0.0.1:0",
+        ADMIN_TOKEN,
+        extra,
+    );
+    Config::load(&path).unwrap_or_else(|e| panic!("demo config invalid: {e}"))
 }
 
 struct Demo {
@@ -119,7 +100,7 @@ impl Demo {
 
 /// Writes the Defender export with `MEDIUM_PC`'s risk set to `score`, by atomic rename.
 fn set_defender_risk(dir: &Path, score: &str) {
-    let text = std::fs::read_to_string(demo_dir().join("defender-machines.json")).unwrap();
+    let text = std::fs::read_to_string(dir.join("defender-machines.json")).unwrap();
     let mut doc: Value = serde_json::from_str(&text).unwrap();
     let list = doc.get_mut("value").and_then(Value::as_array_mut).unwrap();
     let machine = list

@@ -121,13 +121,7 @@ async fn body(req: Request<Incoming>) -> Result<(Bytes, Option<String>), Respons
 fn snapshot_status(state: &AdminState) -> Value {
     let snap = state.store.load();
     let now = UnixMillis::now();
-    let mut counts = [0usize; 4];
-    for e in snap.devices.iter() {
-        counts[ComplianceState::ALL
-            .iter()
-            .position(|s| *s == e.state())
-            .unwrap_or(3)] += 1;
-    }
+    let counts = snap.devices.count_by_state();
     let health = state.store.health();
     json!({
         "version": snap.version,

@@ -62,12 +62,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         Err(e) => errors.push(format!("{}: {e}", path.display())),
         Ok(store) => {
             let snap = store.load();
-            let mut counts = [0usize; 4];
-            for e in snap.devices.iter() {
-                if let Some(i) = ComplianceState::ALL.iter().position(|s| *s == e.state()) {
-                    counts[i] += 1;
-                }
-            }
+            let counts = snap.devices.count_by_state();
             let by_state: Vec<String> = ComplianceState::ALL
                 .iter()
                 .zip(counts)

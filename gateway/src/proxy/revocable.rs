@@ -64,14 +64,16 @@ impl Grant {
         )
     }
 
-    /// True while the request would still be let through (cheap when nothing changed).
-    pub fn still_allowed(&self) -> bool {
+    /// Why the request would now be refused, or `None` while it would still be let through
+    /// (cheap when nothing changed).
+    pub fn revoked_because(&self) -> Option<ReasonCode> {
         let failing_closed = self.store.failing_closed();
         let snapshot = self.store.load();
         if snapshot.version == self.version && !failing_closed {
-            return true;
+            return None;
         }
-        self.decide(&snapshot, failing_closed).is_allow()
+        let decision = self.decide(&snapshot, failing_closed);
+        (!decision.is_allow()).then_some(decision.reason)
     }
 }
 
@@ -134,14 +136,9 @@ impl Body for Revocable {
         }
         if this.seen.has_changed().unwrap_or(false) {
             this.seen.borrow_and_update();
-            if !this.grant.still_allowed() {
+            if let Some(reason) = this.grant.revoked_because() {
                 this.revoked = true;
-                let snapshot = this.grant.store.load();
-                let reason = this
-                    .grant
-                    .decide(&snapshot, this.grant.store.failing_closed())
-                    .reason
-                    .as_str();
+                let reason = reason.as_str();
                 let request_id = this.grant.request_id.to_str().unwrap_or("");
                 tracing::info!(
                     request_id,

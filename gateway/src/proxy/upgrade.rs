@@ -63,9 +63,9 @@ pub fn spawn_tunnel(client: OnUpgrade, upstream: OnUpgrade, grant: Option<Grant>
                         let _ = copy.await;
                         return;
                     }
-                    if !grant.still_allowed() {
+                    if let Some(reason) = grant.revoked_because() {
                         let request_id = grant.request_id.to_str().unwrap_or("");
-                        tracing::info!(request_id, "closing an upgraded connection: access revoked");
+                        tracing::info!(request_id, reason = reason.as_str(), "closing an upgraded connection: access revoked");
                         return;
                     }
                 }

@@ -161,6 +161,18 @@ impl DeviceTable {
             .map(|p| DeviceEntry::new(self, p))
     }
 
+    /// How many devices are in each state, in the order of `ComplianceState::ALL`.
+    pub fn count_by_state(&self) -> [usize; 4] {
+        let mut counts = [0usize; 4];
+        for entry in self.iter() {
+            let state = entry.state();
+            if let Some(i) = ComplianceState::ALL.iter().position(|s| *s == state) {
+                counts[i] += 1;
+            }
+        }
+        counts
+    }
+
     /// The earliest time at which some device's compliance changes by time alone.
     pub fn next_due(&self) -> Option<UnixMillis> {
         let t = self.chunks.iter().map(|c| c.next_due).min()?;

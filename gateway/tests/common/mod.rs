@@ -118,3 +118,32 @@ pub fn rss_kib() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
+
+/// Writes the demo's data and config (`config/demo/`) into `dir` as `portcullis demo` does,
+/// with the given upstream URLs, admin address and admin token, and `extra` TOML appended.
+/// Returns the config's path.
+pub fn write_demo(
+    dir: &Path,
+    sharepoint: &str,
+    exchange: &str,
+    admin: &str,
+    admin_token: &str,
+    extra: &str,
+) -> PathBuf {
+    let demo = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/demo"));
+    for entry in std::fs::read_dir(demo).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(dir.join("admin-token"), admin_token).unwrap();
+    let text = std::fs::read_to_string(dir.join("portcullis.toml"))
+        .unwrap()
+        .replace("${SHAREPOINT}", sharepoint)
+        .replace("${EXCHANGE}", exchange)
+        .replace("${LISTEN}", "127.0.0.1:0")
+        .replace("${ADMIN}", admin)
+        + extra;
+    let path = dir.join("portcullis.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
