@@ -12,13 +12,12 @@ use ipnet::IpNet;
 use super::body::ProxyBody;
 use super::headers::{add_forwarded, remove_hop_by_hop, RequestIds, X_FORWARDED_FOR, X_REQUEST_ID};
 use super::respond::{render, wants_html, Refusal};
-use super::revocable::{fail_closed_if_stale, Grant, Revocable};
+use super::revocable::{fail_closed_if_stale, request_facts, Grant, Revocable};
 use super::route::{Route, RouteTable};
 use super::upgrade;
 use super::upstream::UpstreamClient;
 use crate::access::{
     self, platform_from_user_agent, ClientAppType, Decision, DecisionLogEntry, LogContext,
-    RequestFacts,
 };
 use crate::clock::UnixMillis;
 use crate::config::Limits;
@@ -208,19 +207,17 @@ impl Gateway {
         let basic = headers.get(header::AUTHORIZATION).is_some_and(|v| {
             v.as_bytes().len() > 6 && v.as_bytes()[..6].eq_ignore_ascii_case(b"basic ")
         });
-        let facts = RequestFacts {
-            user: identity.as_ref().map(|i| i.identity.user),
-            groups: identity
-                .as_ref()
-                .map_or(&[][..], |i| &i.identity.groups[..]),
-            mfa: identity.as_ref().is_some_and(|i| i.identity.mfa),
-            app: route.app_id,
-            client_app: ClientAppType::from_request(user_agent, req.uri().path(), basic),
-            ua_platform: user_agent.and_then(platform_from_user_agent),
-            ip: client_ip(headers, conn.peer.ip(), &self.trusted_proxies),
-            device: entry.as_ref().map(|e| e.access_facts(&mut ext)),
-            device_presented: device_id.is_some(),
-        };
+        let facts = request_facts(
+            identity.as_ref().map(|i| &*i.identity),
+            device_id,
+            entry.as_ref().map(|e| e.access_facts(&mut ext)),
+            (
+                route.app_id,
+                ClientAppType::from_request(user_agent, req.uri().path(), basic),
+                user_agent.and_then(platform_from_user_agent),
+                client_ip(headers, conn.peer.ip(), &self.trusted_proxies),
+            ),
+        );
         let mut decision = fail_closed_if_stale(
             access::decide(&snapshot.access, &facts, route.unprotected),
             self.store.failing_closed(),

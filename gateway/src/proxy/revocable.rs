@@ -19,7 +19,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::sync::watch;
 
 use super::body::{BoxError, ProxyBody};
-use crate::access::{self, ClientAppType, Decision, RequestFacts, Unprotected};
+use crate::access::{self, ClientAppType, Decision, DeviceFacts, RequestFacts, Unprotected};
 use crate::identity::Identity;
 use crate::ids::{AppId, DeviceId};
 use crate::model::Platform;
@@ -47,17 +47,12 @@ impl Grant {
     pub fn decide(&self, snapshot: &Snapshot, failing_closed: bool) -> Decision {
         let entry = self.device.and_then(|id| snapshot.devices.get(id));
         let mut ext = [None; 15];
-        let facts = RequestFacts {
-            user: self.identity.as_ref().map(|i| i.user),
-            groups: self.identity.as_ref().map_or(&[][..], |i| &i.groups[..]),
-            mfa: self.identity.as_ref().is_some_and(|i| i.mfa),
-            app: self.app,
-            client_app: self.client_app,
-            ua_platform: self.ua_platform,
-            ip: self.ip,
-            device: entry.as_ref().map(|e| e.access_facts(&mut ext)),
-            device_presented: self.device.is_some(),
-        };
+        let facts = request_facts(
+            self.identity.as_deref(),
+            self.device,
+            entry.as_ref().map(|e| e.access_facts(&mut ext)),
+            (self.app, self.client_app, self.ua_platform, self.ip),
+        );
         fail_closed_if_stale(
             access::decide(&snapshot.access, &facts, self.unprotected),
             failing_closed,
@@ -74,6 +69,27 @@ impl Grant {
         }
         let decision = self.decide(&snapshot, failing_closed);
         (!decision.is_allow()).then_some(decision.reason)
+    }
+}
+
+/// The facts `access::decide` reads, from the request's identity, device and route: one
+/// shape for the gateway's first decision and every later re-decision.
+pub fn request_facts<'a>(
+    identity: Option<&'a Identity>,
+    device_id: Option<DeviceId>,
+    device: Option<DeviceFacts<'a>>,
+    (app, client_app, ua_platform, ip): (AppId, ClientAppType, Option<Platform>, IpAddr),
+) -> RequestFacts<'a> {
+    RequestFacts {
+        user: identity.map(|i| i.user),
+        groups: identity.map_or(&[][..], |i| &i.groups[..]),
+        mfa: identity.is_some_and(|i| i.mfa),
+        app,
+        client_app,
+        ua_platform,
+        ip,
+        device,
+        device_presented: device_id.is_some(),
     }
 }
 
