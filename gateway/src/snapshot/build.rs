@@ -9,7 +9,7 @@ use crate::compliance::{DeviceRecord, RiskObservation};
 
 use super::packed::{self, Packed};
 use super::statics::{Extras, StaticsBuilder, SPILLED};
-use super::table::{hash, Chunk, DeviceTable, CHUNK_LEN};
+use super::table::{group, hash, Chunk, DeviceTable, CHUNK_LEN};
 use super::ComplianceRules;
 
 /// Builds a table. Each record comes with the risk observation from the files; when `prev`
@@ -135,12 +135,12 @@ fn assemble(
     let settings = rules.settings;
     let chunks = entries
         .chunks(CHUNK_LEN)
-        .map(|c| Arc::new(Chunk::new(c.into(), &settings)))
+        .map(|c| Chunk::new(c, &settings))
         .collect();
     DeviceTable {
         dir: dir.into(),
         shift,
-        chunks,
+        groups: group(chunks),
         statics: Arc::new(statics),
         settings,
         len,

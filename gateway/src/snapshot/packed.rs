@@ -97,6 +97,28 @@ pub(crate) fn from_secs(s: u32) -> Option<UnixMillis> {
 }
 
 impl Packed {
+    /// An all-zero record (pads the last chunk; never a device).
+    pub const EMPTY: Packed = Packed {
+        id: [0; 2],
+        user: [0; 2],
+        risk_at: i64::MIN,
+        last_sync: 0,
+        failing_since: 0,
+        grace_until: 0,
+        name: 0,
+        groups: 0,
+        os_version: 0,
+        hardware: 0,
+        platform: 0,
+        trust: 0,
+        ownership: 0,
+        flags: 0,
+        risk: 0,
+        state: 0,
+        allowed: 0,
+        reasons: 0,
+    };
+
     pub fn platform(&self) -> Platform {
         at(&Platform::ALL, self.platform)
     }
@@ -181,23 +203,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<Packed>(), 72);
         let mut p = Packed {
             id: split(5),
-            user: split(0),
-            risk_at: i64::MIN,
-            last_sync: 0,
-            failing_since: 0,
-            grace_until: 0,
-            name: 0,
-            groups: 0,
-            os_version: 0,
-            hardware: 0,
-            platform: 0,
-            trust: 0,
-            ownership: 0,
-            flags: 0,
-            risk: 0,
-            state: 0,
-            allowed: 0,
-            reasons: 0,
+            ..Packed::EMPTY
         };
         for plat in Platform::ALL {
             p.set_platform(plat);

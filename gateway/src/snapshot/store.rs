@@ -16,7 +16,7 @@ use crate::ids::DeviceId;
 
 use super::entry::DeviceEntry;
 use super::status::SourceHealth;
-use super::table::{Chunk, DeviceTable, CHUNK_BITS, CHUNK_LEN};
+use super::table::{DeviceTable, Group, CHUNK_BITS, CHUNK_LEN, GROUP_BITS, GROUP_LEN};
 use super::{ComplianceRules, Snapshot};
 
 /// What happened to one risk signal.
@@ -247,11 +247,11 @@ impl SnapshotStore {
         let table = &cur.devices;
         let settings = table.settings;
         let mut edit = Edit::new(table);
-        for (ci, chunk) in table.chunks.iter().enumerate() {
+        for (ci, chunk) in table.chunks().enumerate() {
             if chunk.next_due > now.0 {
                 continue;
             }
-            for (i, e) in chunk.entries.iter().enumerate() {
+            for (i, e) in chunk.entries().iter().enumerate() {
                 let due = super::table::valid_until(e, &settings).is_some_and(|t| t <= now);
                 if due {
                     edit.set((ci << CHUNK_BITS) | i, None, &cur.compliance, now);
@@ -285,11 +285,12 @@ impl SnapshotStore {
     }
 }
 
-/// Copy-on-write edits of a table: the chunk array is copied once (pointers), each touched
-/// chunk once.
+/// Copy-on-write edits of a table: the group list is copied once (pointers), each touched
+/// group once (pointers), each touched chunk once.
 struct Edit<'a> {
     base: &'a DeviceTable,
-    chunks: Option<Box<[Arc<Chunk>]>>,
+    groups: Option<Box<[Group]>>,
+    /// Touched chunks, by chunk index.
     touched: Vec<usize>,
 }
 
@@ -297,7 +298,7 @@ impl<'a> Edit<'a> {
     fn new(base: &'a DeviceTable) -> Self {
         Self {
             base,
-            chunks: None,
+            groups: None,
             touched: Vec::new(),
         }
     }
@@ -327,10 +328,13 @@ impl<'a> Edit<'a> {
             &rules.settings,
             now,
         );
-        let chunks = self.chunks.get_or_insert_with(|| base.chunks.clone());
+        let groups = self.groups.get_or_insert_with(|| base.groups.clone());
         let ci = pos >> CHUNK_BITS;
-        let chunk = Arc::make_mut(&mut chunks[ci]);
-        let p = &mut chunk.entries[pos & (CHUNK_LEN - 1)];
+        // `make_mut` copies the group (or chunk) the first time this edit touches it: the
+        // copy is then unique, so later changes to it write in place.
+        let group = Arc::make_mut(&mut groups[ci >> GROUP_BITS]);
+        let chunk = Arc::make_mut(&mut group[ci & (GROUP_LEN - 1)]);
+        let p = chunk.entry_mut(pos & (CHUNK_LEN - 1));
         p.set_risk(risk);
         p.set_compliance(&c);
         if !self.touched.contains(&ci) {
@@ -341,18 +345,19 @@ impl<'a> Edit<'a> {
 
     fn finish(self) -> DeviceTable {
         let mut table = self.base.clone_shallow();
-        if let Some(mut chunks) = self.chunks {
+        if let Some(mut groups) = self.groups {
             for ci in &self.touched {
-                Arc::make_mut(&mut chunks[*ci]).recompute_due(&table.settings);
+                let group = Arc::make_mut(&mut groups[ci >> GROUP_BITS]);
+                Arc::make_mut(&mut group[ci & (GROUP_LEN - 1)]).recompute_due(&table.settings);
             }
-            table.chunks = chunks;
+            table.groups = groups;
         }
         table
     }
 }
 
 impl DeviceTable {
-    /// A copy sharing every chunk (the chunk array itself is copied: pointers only).
+    /// A copy sharing every group (the group list itself is copied: pointers only).
     fn clone_shallow(&self) -> DeviceTable {
         self.clone()
     }
@@ -404,7 +409,7 @@ mod tests {
 
     #[test]
     fn worked_example_through_the_store() {
-        let s = store(3_000, 0);
+        let s = store(40_000, 0); // 40 chunks in 2 groups
         let before = s.load_full();
         let t1 = NOW.plus_millis(1_000);
         let got = s
@@ -417,7 +422,7 @@ mod tests {
             ComplianceState::Noncompliant,
             Some(ReasonCode::RiskAboveThreshold),
         );
-        // The old snapshot is untouched and shares all but one chunk.
+        // The old snapshot is untouched and shares all but one chunk and one group.
         assert_eq!(
             before.devices.get(id(2_000)).unwrap().state(),
             ComplianceState::Compliant
@@ -425,12 +430,19 @@ mod tests {
         let after = s.load_full();
         let shared = before
             .devices
-            .chunks
-            .iter()
-            .zip(after.devices.chunks.iter())
+            .chunks()
+            .zip(after.devices.chunks())
             .filter(|(a, b)| Arc::ptr_eq(a, b))
             .count();
-        assert_eq!(shared, before.devices.chunks.len() - 1);
+        assert_eq!(shared, before.devices.chunks().count() - 1);
+        let shared_groups = before
+            .devices
+            .groups
+            .iter()
+            .zip(after.devices.groups.iter())
+            .filter(|(a, b)| Arc::ptr_eq(a, b))
+            .count();
+        assert_eq!(shared_groups, before.devices.groups.len() - 1);
         let t2 = t1.plus_millis(1_000);
         s.apply_risk(id(2_000), RiskObservation::new(Risk::Medium, t2), t2)
             .unwrap();
