@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use portcullis::access::{
-    decide, explain, ClientAppType, DeviceFacts, PolicySet, RequestFacts, Unprotected,
+    decide, explain, ClientAppType, DeviceFacts, DeviceText, PolicySet, RequestFacts, Unprotected,
 };
 use portcullis::ids::{apps, DeviceId, GroupId, UserId};
 use portcullis::model::{ComplianceState, Platform, TrustType};
@@ -131,10 +131,7 @@ static GROUPS: [GroupId; 3] = [
 static EXTENSIONS: [Option<&str>; 15] = [None; 15];
 
 fn request() -> RequestFacts<'static> {
-    let device = DeviceFacts {
-        platform: Some(Platform::Windows),
-        trust_type: TrustType::AzureAd,
-        managed: true,
+    static TEXT: DeviceText<'static> = DeviceText {
         display_name: Some("FIN-LT-0042"),
         operating_system: Some("Windows"),
         os_version: Some("10.0.22631.4460"),
@@ -142,6 +139,12 @@ fn request() -> RequestFacts<'static> {
         model: Some("Latitude 7450"),
         manufacturer: Some("Dell Inc."),
         extension_attributes: &EXTENSIONS,
+    };
+    let device = DeviceFacts {
+        platform: Some(Platform::Windows),
+        trust_type: TrustType::AzureAd,
+        managed: true,
+        attributes: &TEXT,
         ..DeviceFacts::new(
             DeviceId::from_u128(0x6f9619ff_8b86_d011_b42d_00c04fc964ff).expect("non-zero"),
             ComplianceState::Compliant,
@@ -194,9 +197,8 @@ fn bench(c: &mut Criterion) {
     let stage = |id: DeviceId| {
         let snapshot = store.load();
         let entry = snapshot.devices.get(id);
-        let mut ext = [None; 15];
         let facts = RequestFacts {
-            device: entry.as_ref().map(|e| e.access_facts(&mut ext)),
+            device: entry.as_ref().map(|e| e.access_facts()),
             ..req
         };
         decide(&snapshot.access, &facts, Unprotected::Deny).is_allow()

@@ -78,7 +78,6 @@ pub fn ask(snapshot: &Snapshot, routes: &[RouteConfig], q: &WhatIf) -> Result<An
     groups.sort();
     groups.dedup();
     let entry = q.device.and_then(|id| snapshot.devices.get(id));
-    let mut ext = [None; 15];
     let facts = RequestFacts {
         user: Some(q.user),
         groups: &groups,
@@ -87,7 +86,7 @@ pub fn ask(snapshot: &Snapshot, routes: &[RouteConfig], q: &WhatIf) -> Result<An
         client_app,
         ua_platform: q.user_agent.as_deref().and_then(platform_from_user_agent),
         ip: q.ip.unwrap_or(IpAddr::from([127, 0, 0, 1])),
-        device: entry.as_ref().map(|e| e.access_facts(&mut ext)),
+        device: entry.as_ref().map(|e| e.access_facts()),
         device_presented: q.device.is_some(),
     };
     let unprotected = route.map_or(Unprotected::Deny, |r| r.unprotected);

@@ -37,7 +37,10 @@ pub use lint::{Lint, Severity};
 pub use locations::NamedLocations;
 pub use log_entry::{DecisionLogEntry, LogContext};
 pub use policy::{Policy, PolicyState};
-pub use request::{platform_from_user_agent, ClientAppType, DeviceFacts, RequestFacts};
+pub use request::{
+    platform_from_user_agent, ClientAppType, DeviceAttributes, DeviceFacts, DeviceText,
+    RequestFacts,
+};
 
 /// The compiled conditional-access policy set, indexed by app.
 #[derive(Debug, Default)]

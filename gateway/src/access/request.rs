@@ -142,18 +142,19 @@ fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
     t.len() >= p.len() && t[..p.len()].eq_ignore_ascii_case(p)
 }
 
-/// What the gateway knows about the device a request came from (an inventory entry with its
-/// computed compliance state). Built by the proxy from the snapshot; every field borrowed.
-#[derive(Clone, Copy, Debug)]
-pub struct DeviceFacts<'a> {
-    pub id: DeviceId,
-    pub state: ComplianceState,
-    /// The compliance state's reason codes (the first one names a denial).
-    pub reasons: ReasonSet,
-    /// `None` when the record does not say.
-    pub platform: Option<Platform>,
-    pub trust_type: TrustType,
-    pub managed: bool,
+/// A device's descriptive text attributes: display name, operating system and version,
+/// ownership, model, manufacturer, `extensionAttribute1..15`. Only device filters (and the
+/// sign-in log) read them, so the snapshot hands over a view that looks each one up when
+/// asked: a decision whose policies name none of them never touches the device's strings
+/// (a cold memory access per string at a million devices).
+pub trait DeviceAttributes: fmt::Debug + Sync {
+    /// The attribute's text, `None` when null. Asked only for the text attributes above.
+    fn text(&self, attribute: &FilterAttribute) -> Option<&str>;
+}
+
+/// Device attributes given as values (tests, benchmarks, hand-made what-if devices).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeviceText<'a> {
     pub display_name: Option<&'a str>,
     /// Graph's `operatingSystem` as recorded ("Windows", "iOS", ...).
     pub operating_system: Option<&'a str>,
@@ -166,6 +167,54 @@ pub struct DeviceFacts<'a> {
     pub extension_attributes: &'a [Option<&'a str>],
 }
 
+impl DeviceText<'static> {
+    /// Every attribute null.
+    pub const NONE: DeviceText<'static> = DeviceText {
+        display_name: None,
+        operating_system: None,
+        os_version: None,
+        ownership: None,
+        model: None,
+        manufacturer: None,
+        extension_attributes: &[],
+    };
+}
+
+impl DeviceAttributes for DeviceText<'_> {
+    fn text(&self, attribute: &FilterAttribute) -> Option<&str> {
+        match attribute {
+            FilterAttribute::DisplayName => self.display_name,
+            FilterAttribute::OperatingSystem => self.operating_system,
+            FilterAttribute::OperatingSystemVersion => self.os_version,
+            FilterAttribute::DeviceOwnership => self.ownership,
+            FilterAttribute::Model => self.model,
+            FilterAttribute::Manufacturer => self.manufacturer,
+            FilterAttribute::ExtensionAttribute(n) => self
+                .extension_attributes
+                .get(usize::from(*n).wrapping_sub(1))
+                .copied()
+                .flatten(),
+            _ => None,
+        }
+    }
+}
+
+/// What the gateway knows about the device a request came from (an inventory entry with its
+/// computed compliance state). Built by the proxy from the snapshot; every field borrowed.
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceFacts<'a> {
+    pub id: DeviceId,
+    pub state: ComplianceState,
+    /// The compliance state's reason codes (the first one names a denial).
+    pub reasons: ReasonSet,
+    /// `None` when the record does not say.
+    pub platform: Option<Platform>,
+    pub trust_type: TrustType,
+    pub managed: bool,
+    /// The text attributes, read only when asked.
+    pub attributes: &'a dyn DeviceAttributes,
+}
+
 impl<'a> DeviceFacts<'a> {
     /// A known device with only the fields every record has; the rest null.
     pub const fn new(id: DeviceId, state: ComplianceState, reasons: ReasonSet) -> Self {
@@ -176,14 +225,15 @@ impl<'a> DeviceFacts<'a> {
             platform: None,
             trust_type: TrustType::None,
             managed: false,
-            display_name: None,
-            operating_system: None,
-            os_version: None,
-            ownership: None,
-            model: None,
-            manufacturer: None,
-            extension_attributes: &[],
+            attributes: &DeviceText::NONE,
         }
+    }
+
+    /// Graph's `operatingSystem`: as recorded, else the platform's name.
+    pub fn operating_system(&self) -> Option<&'a str> {
+        self.attributes
+            .text(&FilterAttribute::OperatingSystem)
+            .or_else(|| self.platform.map(Platform::as_str))
     }
 
     /// `isCompliant` as device filters and the sign-in log see it.
@@ -203,25 +253,19 @@ impl<'a> DeviceFacts<'a> {
                     .hyphenated()
                     .encode_lower(buf),
             ),
-            FilterAttribute::DisplayName => self.display_name,
-            FilterAttribute::OperatingSystem => self
-                .operating_system
-                .or_else(|| self.platform.map(Platform::as_str)),
-            FilterAttribute::OperatingSystemVersion => self.os_version,
+            FilterAttribute::OperatingSystem => self.operating_system(),
             FilterAttribute::TrustType => self.trust_type.as_str(),
             FilterAttribute::IsCompliant => match self.state {
                 ComplianceState::Unknown => None,
                 s if s.satisfies_compliant_device() => Some("True"),
                 _ => Some("False"),
             },
-            FilterAttribute::DeviceOwnership => self.ownership,
-            FilterAttribute::Model => self.model,
-            FilterAttribute::Manufacturer => self.manufacturer,
-            FilterAttribute::ExtensionAttribute(n) => self
-                .extension_attributes
-                .get(usize::from(n).wrapping_sub(1))
-                .copied()
-                .flatten(),
+            FilterAttribute::DisplayName
+            | FilterAttribute::OperatingSystemVersion
+            | FilterAttribute::DeviceOwnership
+            | FilterAttribute::Model
+            | FilterAttribute::Manufacturer
+            | FilterAttribute::ExtensionAttribute(_) => self.attributes.text(&attribute),
             FilterAttribute::Unsupported(_) => None,
         }
     }
@@ -273,10 +317,7 @@ pub(crate) mod tests {
     /// The test device used across the access tests.
     pub(crate) fn device() -> DeviceFacts<'static> {
         let id = DeviceId::from_u128(0x11111111_2222_3333_4444_555555555555);
-        DeviceFacts {
-            platform: Some(Platform::Windows),
-            trust_type: TrustType::AzureAd,
-            managed: true,
+        static TEXT: DeviceText<'static> = DeviceText {
             display_name: Some("Finance-Laptop-7"),
             operating_system: Some("Windows"),
             os_version: Some("10.0.22631.4460"),
@@ -284,6 +325,12 @@ pub(crate) mod tests {
             model: Some("Surface Laptop 5"),
             manufacturer: Some("Microsoft"),
             extension_attributes: &EXTENSIONS,
+        };
+        DeviceFacts {
+            platform: Some(Platform::Windows),
+            trust_type: TrustType::AzureAd,
+            managed: true,
+            attributes: &TEXT,
             ..DeviceFacts::new(id.unwrap(), ComplianceState::Compliant, ReasonSet::EMPTY)
         }
     }

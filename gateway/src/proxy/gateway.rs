@@ -199,7 +199,6 @@ impl Gateway {
         };
         let device_id = identity.as_ref().map_or(conn.cert_device, |i| i.device);
         let entry = device_id.and_then(|id| snapshot.devices.get(id));
-        let mut ext = [None; 15];
         let headers = req.headers();
         let user_agent = headers
             .get(header::USER_AGENT)
@@ -210,7 +209,7 @@ impl Gateway {
         let facts = request_facts(
             identity.as_ref().map(|i| &*i.identity),
             device_id,
-            entry.as_ref().map(|e| e.access_facts(&mut ext)),
+            entry.as_ref().map(|e| e.access_facts()),
             (
                 route.app_id,
                 ClientAppType::from_request(user_agent, req.uri().path(), basic),

@@ -46,11 +46,10 @@ impl Grant {
     /// The decision the same request gets on `snapshot` now (fail-closed staleness included).
     pub fn decide(&self, snapshot: &Snapshot, failing_closed: bool) -> Decision {
         let entry = self.device.and_then(|id| snapshot.devices.get(id));
-        let mut ext = [None; 15];
         let facts = request_facts(
             self.identity.as_deref(),
             self.device,
-            entry.as_ref().map(|e| e.access_facts(&mut ext)),
+            entry.as_ref().map(|e| e.access_facts()),
             (self.app, self.client_app, self.ua_platform, self.ip),
         );
         fail_closed_if_stale(

@@ -212,6 +212,39 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn device_filters_read_the_snapshots_strings_when_asked() {
+        use crate::access::filter::FilterExpr;
+        use crate::compliance::device::ExtensionAttributes;
+        let mut with_extras = device(7);
+        let mut ext = ExtensionAttributes::default();
+        ext.0[2] = Some("kiosk".into());
+        with_extras.extension_attributes = Some(Box::new(ext));
+        with_extras.os_version = "10.0.99999.1".into(); // unique: spilled to the extras
+        let table = build_table(
+            [device(5), with_extras].map(|d| (d, RiskObservation::new(Risk::Low, NOW))),
+            &rules(Risk::Medium, 0),
+            None,
+            NOW,
+        );
+        let matches = |n: u128, rule: &str| {
+            let entry = table.get(DeviceId::from_u128(n).unwrap()).unwrap();
+            let facts = entry.access_facts();
+            FilterExpr::parse(rule).unwrap().matches(Some(&facts))
+        };
+        let all = r#"device.displayName -eq "PC-7" -and device.operatingSystem -eq "Windows" -and device.model -eq "Surface" -and device.manufacturer -eq "Microsoft" -and device.extensionAttribute3 -eq "kiosk" -and device.operatingSystemVersion -startsWith "10.0.99999""#;
+        assert!(matches(7, all));
+        assert!(!matches(5, all));
+        assert!(matches(
+            5,
+            r#"device.displayName -eq "PC-5" -and device.operatingSystemVersion -eq "10.0.22631""#
+        ));
+        assert!(
+            matches(5, r#"device.extensionAttribute3 -ne "kiosk""#),
+            "null"
+        );
+    }
+
+    #[test]
     fn duplicates_keep_the_latest_check_in_and_prev_carries_pushed_risk() {
         let mut old = device(7);
         old.last_sync = Some(NOW.plus_hours(-5));

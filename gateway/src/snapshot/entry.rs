@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::access::filter::FilterAttribute;
 use crate::clock::UnixMillis;
 use crate::compliance::{
     Compliance, ComplianceDetails, DeviceFacts, MdmState, Ownership, RiskObservation,
@@ -173,19 +174,10 @@ impl fmt::Debug for DeviceEntry<'_> {
 }
 
 impl<'a> DeviceEntry<'a> {
-    /// The device as conditional access sees it. `ext` receives the extension attributes
-    /// (index 0 is `extensionAttribute1`) so the facts can borrow them.
-    pub fn access_facts(
-        &self,
-        ext: &'a mut [Option<&'a str>; 15],
-    ) -> crate::access::DeviceFacts<'a> {
-        let has_extras = self.extras().is_some();
-        if has_extras {
-            for (i, slot) in ext.iter_mut().enumerate() {
-                *slot = self.extension_attribute(i + 1);
-            }
-        }
-        let non_empty = |s: &'a str| if s.is_empty() { None } else { Some(s) };
+    /// The device as conditional access sees it: the packed fields now, the strings (display
+    /// name, OS version, hardware, extension attributes) only if a device filter asks.
+    #[inline]
+    pub fn access_facts(&self) -> crate::access::DeviceFacts<'_> {
         crate::access::DeviceFacts {
             id: self.id(),
             state: self.state(),
@@ -196,13 +188,32 @@ impl<'a> DeviceEntry<'a> {
             },
             trust_type: self.trust_type(),
             managed: self.managed(),
-            display_name: non_empty(self.display_name()),
-            operating_system: Some(self.platform().as_str()),
-            os_version: non_empty(self.os_version()),
-            ownership: self.ownership().as_str(),
-            model: non_empty(self.model()),
-            manufacturer: non_empty(self.manufacturer()),
-            extension_attributes: if has_extras { &ext[..] } else { &[] },
+            attributes: self,
+        }
+    }
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    if s.is_empty() {
+        None
+    } else {
+        Some(s)
+    }
+}
+
+impl crate::access::DeviceAttributes for DeviceEntry<'_> {
+    fn text(&self, attribute: &FilterAttribute) -> Option<&str> {
+        match attribute {
+            FilterAttribute::DisplayName => non_empty(self.display_name()),
+            FilterAttribute::OperatingSystem => Some(self.platform().as_str()),
+            FilterAttribute::OperatingSystemVersion => non_empty(self.os_version()),
+            FilterAttribute::DeviceOwnership => self.ownership().as_str(),
+            FilterAttribute::Model => non_empty(self.model()),
+            FilterAttribute::Manufacturer => non_empty(self.manufacturer()),
+            FilterAttribute::ExtensionAttribute(n @ 1..=15) => {
+                self.extension_attribute(usize::from(*n))
+            }
+            _ => None,
         }
     }
 }
