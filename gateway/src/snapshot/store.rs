@@ -409,7 +409,7 @@ mod tests {
 
     #[test]
     fn worked_example_through_the_store() {
-        let s = store(40_000, 0); // 40 chunks in 2 groups
+        let s = store(40_000, 0); // 157 chunks in 3 groups
         let before = s.load_full();
         let t1 = NOW.plus_millis(1_000);
         let got = s

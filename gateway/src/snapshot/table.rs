@@ -1,10 +1,11 @@
 //! The device table: every device sorted by a hash of its id, cut into fixed-size chunks
-//! (1,024 entries, 72 KiB, stored inline in their `Arc`) gathered in groups of 32 chunks, so
-//! that a change to one device copies one chunk, one group (32 pointers) and the group list
-//! (about 32 pointers at a million devices): the writer touches some 64 reference counts per
-//! change, not one per chunk, and readers' cache lines stay valid. A directory of bucket
-//! starts (half a byte per device, shared by every version, small enough to stay in cache)
-//! finds a device with one probe into it and, usually, one entry read.
+//! (256 entries, 18 KiB, stored inline in their `Arc`) gathered in groups of 64 chunks, so
+//! that a change to one device copies one chunk, one group (64 pointers) and the group list
+//! (about 62 pointers at a million devices): the writer touches some 130 reference counts and
+//! copies under 20 KiB per change, so readers' cache lines stay valid and the shared cache is
+//! barely disturbed (bench/README.md: 1,024-entry chunks cost random readers ~10%). A
+//! directory of bucket starts (half a byte per device, shared by every version) finds a
+//! device with one probe into it and, usually, one entry read.
 
 use std::sync::Arc;
 
@@ -18,9 +19,9 @@ use super::entry::DeviceEntry;
 use super::packed::{self, Packed, MANAGED, RISK_EXPIRED};
 use super::statics::Statics;
 
-pub(crate) const CHUNK_BITS: u32 = 10;
+pub(crate) const CHUNK_BITS: u32 = 8;
 pub(crate) const CHUNK_LEN: usize = 1 << CHUNK_BITS;
-pub(crate) const GROUP_BITS: u32 = 5;
+pub(crate) const GROUP_BITS: u32 = 6;
 pub(crate) const GROUP_LEN: usize = 1 << GROUP_BITS;
 
 /// A run of consecutive entries: the unit of copy-on-write. The entries are inline, so a
