@@ -242,9 +242,10 @@ async fn an_upstream_closing_idle_connections_costs_no_request() {
     assert_eq!(up.accepted(), 3);
 }
 
-#[tokio::test]
-async fn a_body_less_request_hit_by_an_idle_close_is_sent_again() {
-    // Every connection answers its first request and closes under the second one.
+/// An upstream whose connections answer their first request and close under the second one,
+/// and a pool holding one such connection, idle long enough for a request on it to be retried
+/// if it can be.
+async fn pooled_connection_about_to_close() -> (Upstream, Arc<HostPool<TestBody>>) {
     let up = upstream(|n| match n {
         0 => Act::Answer(10),
         _ => Act::CloseSilently,
@@ -253,6 +254,12 @@ async fn a_body_less_request_hit_by_an_idle_close_is_sent_again() {
     let p = pool(&up, settings());
     assert_eq!(fetch(&p, get()).await.unwrap(), 10);
     tokio::time::sleep(RETRY_AFTER_IDLE + Duration::from_millis(50)).await;
+    (up, p)
+}
+
+#[tokio::test]
+async fn a_body_less_request_hit_by_an_idle_close_is_sent_again() {
+    let (up, p) = pooled_connection_about_to_close().await;
     // Sent on the pooled connection, which closes without answering: sent again, fresh.
     assert_eq!(fetch(&p, get()).await.unwrap(), 10);
     assert_eq!(up.accepted(), 2);
@@ -260,14 +267,7 @@ async fn a_body_less_request_hit_by_an_idle_close_is_sent_again() {
 
 #[tokio::test]
 async fn a_request_whose_body_went_out_is_not_sent_again() {
-    let up = upstream(|n| match n {
-        0 => Act::Answer(10),
-        _ => Act::CloseSilently,
-    })
-    .await;
-    let p = pool(&up, settings());
-    assert_eq!(fetch(&p, get()).await.unwrap(), 10);
-    tokio::time::sleep(RETRY_AFTER_IDLE + Duration::from_millis(50)).await;
+    let (up, p) = pooled_connection_about_to_close().await;
     let err = fetch(&p, post("payload")).await.unwrap_err();
     assert!(matches!(err, SendError::Request { .. }), "{err}");
     assert_eq!(up.accepted(), 1);

@@ -225,14 +225,20 @@ fn config_is_validated() {
     }
 }
 
-#[tokio::test]
-async fn jwks_file_rotation_is_picked_up_without_restart() {
+/// An authenticator reading `jwks.json` (holding RSA key A) from a fresh directory.
+async fn jwks_file_authenticator() -> (tempfile::TempDir, std::path::PathBuf, Arc<Authenticator>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jwks.json");
     std::fs::write(&path, TestKeys::jwks_json(&[TestKeys::rsa_a()])).unwrap();
     let auth = Authenticator::build(&config("jwks.json"), dir.path())
         .await
         .unwrap();
+    (dir, path, auth)
+}
+
+#[tokio::test]
+async fn jwks_file_rotation_is_picked_up_without_restart() {
+    let (_dir, path, auth) = jwks_file_authenticator().await;
     let task = auth.spawn_jwks_refresh();
     let new_key = TestKeys::generate_ec("rotated-1");
     let token = new_key.sign(&TokenSpec::default().claims());
@@ -319,12 +325,7 @@ async fn jwks_over_http_with_rotation() {
 
 #[tokio::test]
 async fn a_connection_memo_forgets_tokens_of_a_dropped_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("jwks.json");
-    std::fs::write(&path, TestKeys::jwks_json(&[TestKeys::rsa_a()])).unwrap();
-    let auth = Authenticator::build(&config("jwks.json"), dir.path())
-        .await
-        .unwrap();
+    let (_dir, path, auth) = jwks_file_authenticator().await;
     let memo = crate::identity::TokenMemo::default();
     let token = TestKeys::rsa_a().sign(&TokenSpec::default().claims());
     let headers = bearer(&token);

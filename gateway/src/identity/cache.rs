@@ -132,18 +132,10 @@ impl IdentityCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::UserId;
     use crate::reason::ReasonCode;
 
     fn identity(exp: i64) -> Identity {
-        Identity {
-            user: UserId::from_u128(7).unwrap(),
-            tenant: None,
-            groups: Box::default(),
-            mfa: false,
-            device: None,
-            expires_at: UnixMillis(exp),
-        }
+        Identity::expiring(exp)
     }
 
     /// Looks `token` up at `now`; `outcome` is what verification would say. Returns whether

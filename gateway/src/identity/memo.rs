@@ -66,17 +66,9 @@ impl TokenMemo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::UserId;
 
     fn identity(exp: i64) -> Arc<Identity> {
-        Arc::new(Identity {
-            user: UserId::from_u128(7).unwrap(),
-            tenant: None,
-            groups: Box::default(),
-            mfa: false,
-            device: None,
-            expires_at: UnixMillis(exp),
-        })
+        Arc::new(Identity::expiring(exp))
     }
 
     #[test]

@@ -67,6 +67,21 @@ pub struct RequestIdentity {
     pub device_source: DeviceSource,
 }
 
+#[cfg(test)]
+impl Identity {
+    /// A user with no groups, MFA or device whose identity expires at `exp` (ms).
+    pub(crate) fn expiring(exp: i64) -> Self {
+        Identity {
+            user: UserId::from_u128(7).unwrap_or_else(|| unreachable!("non-zero")),
+            tenant: None,
+            groups: Box::default(),
+            mfa: false,
+            device: None,
+            expires_at: UnixMillis(exp),
+        }
+    }
+}
+
 /// Why a request has no usable identity. `message` is short and safe to show the client
 /// (it never contains token contents beyond a claim name).
 #[derive(Clone, PartialEq, Eq)]

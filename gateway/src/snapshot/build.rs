@@ -72,22 +72,12 @@ fn pack(
     let mut p = Packed {
         id: packed::split(d.id.as_u128()),
         user: packed::split(d.user.map_or(0, |u| u.as_u128())),
-        risk_at: i64::MIN,
         last_sync,
-        failing_since: 0,
-        grace_until: 0,
         name: statics.push_name(&d.display_name),
         groups: statics.intern_groups(&d.groups),
         os_version,
         hardware,
-        platform: 0,
-        trust: 0,
-        ownership: 0,
-        flags: 0,
-        risk: 0,
-        state: 0,
-        allowed: 0,
-        reasons: 0,
+        ..Packed::EMPTY
     };
     p.set_platform(d.platform);
     p.set_trust(d.trust_type);
