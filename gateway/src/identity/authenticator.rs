@@ -101,7 +101,7 @@ impl Authenticator {
             cache: IdentityCache::new(
                 cfg.cache_max_entries,
                 Duration::from_secs(cfg.failure_cache_secs),
-            ),
+            )?,
             generation: AtomicU64::new(0),
             cookie_name: cfg.session_cookie.clone(),
             trusted: TrustedHeaders::from_config(&cfg.trusted_headers)?,
