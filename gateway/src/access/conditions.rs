@@ -96,6 +96,12 @@ pub fn conditions_match(p: &Policy, req: &RequestFacts<'_>, check_app: bool) -> 
             }
         }
     }
+    checked_conditions_match(p, req)
+}
+
+/// The conditions `decide`'s screen leaves to a per-policy check: locations, device filter.
+#[inline]
+pub fn checked_conditions_match(p: &Policy, req: &RequestFacts<'_>) -> Result<(), Miss> {
     if let Some(c) = &p.locations {
         if !c.include.contains(req.ip) {
             return Err(Miss::LocationNotIncluded);
@@ -148,17 +154,9 @@ pub struct GrantOutcome {
     pub unmet: Controls,
 }
 
-/// Checks a policy's grant controls.
+/// The controls the request meets, whatever the policy asks.
 #[inline]
-pub fn check_grant(p: &Policy, req: &RequestFacts<'_>) -> GrantOutcome {
-    let controls = p.grant.controls;
-    if controls.contains(Controls::BLOCK) {
-        return GrantOutcome {
-            satisfied: false,
-            blocked: true,
-            unmet: Controls::BLOCK,
-        };
-    }
+pub fn met_controls(req: &RequestFacts<'_>) -> Controls {
     let mut met = Controls::NONE;
     if req
         .device
@@ -174,6 +172,20 @@ pub fn check_grant(p: &Policy, req: &RequestFacts<'_>) -> GrantOutcome {
         .is_some_and(|d| d.trust_type == TrustType::ServerAd)
     {
         met = met.union(Controls::DOMAIN_JOINED);
+    }
+    met
+}
+
+/// A policy's grant controls against the controls the request meets (`met_controls`).
+#[inline]
+pub fn grant_outcome(p: &Policy, met: Controls) -> GrantOutcome {
+    let controls = p.grant.controls;
+    if controls.contains(Controls::BLOCK) {
+        return GrantOutcome {
+            satisfied: false,
+            blocked: true,
+            unmet: Controls::BLOCK,
+        };
     }
     let unmet = controls.minus(met);
     let satisfied = controls.is_empty()

@@ -4,8 +4,11 @@
 
 use serde::Deserialize;
 
-use crate::access::conditions::{check_grant, conditions_match, unmet_reason, GrantOutcome, Miss};
-use crate::access::policy::PolicyState;
+use crate::access::conditions::{
+    checked_conditions_match, conditions_match, grant_outcome, met_controls, unmet_reason,
+    GrantOutcome, Miss,
+};
+use crate::access::policy::{Policy, PolicyState};
 use crate::access::request::RequestFacts;
 use crate::access::PolicySet;
 use crate::reason::{ReasonCode, ReasonSet};
@@ -46,9 +49,49 @@ impl PolicyBits {
         self.0 == [0; 4]
     }
 
+    #[inline]
+    pub fn and(self, other: Self) -> Self {
+        Self(std::array::from_fn(|w| self.0[w] & other.0[w]))
+    }
+
+    #[inline]
+    pub fn or(self, other: Self) -> Self {
+        Self(std::array::from_fn(|w| self.0[w] | other.0[w]))
+    }
+
+    /// The members of `self` not in `other`.
+    #[inline]
+    pub fn and_not(self, other: Self) -> Self {
+        Self(std::array::from_fn(|w| self.0[w] & !other.0[w]))
+    }
+
     /// The indices in increasing order.
+    #[inline]
     pub fn iter(self) -> impl Iterator<Item = usize> {
-        (0..256).filter(move |i| self.contains(*i))
+        let mut words = self.0;
+        let mut w = 0;
+        std::iter::from_fn(move || {
+            while w < words.len() {
+                let word = words[w];
+                if word != 0 {
+                    words[w] = word & (word - 1);
+                    return Some(w * 64 + word.trailing_zeros() as usize);
+                }
+                w += 1;
+            }
+            None
+        })
+    }
+}
+
+impl FromIterator<usize> for PolicyBits {
+    /// Indices of 256 or more are ignored.
+    fn from_iter<I: IntoIterator<Item = usize>>(iter: I) -> Self {
+        let mut bits = Self::EMPTY;
+        for i in iter.into_iter().filter(|&i| i < 256) {
+            bits.insert(i);
+        }
+        bits
     }
 }
 
@@ -145,67 +188,113 @@ impl Recorder for () {
 }
 
 /// Decides one request. Pure, allocation-free, cannot fail.
+///
+/// The policy screen narrows the app's candidates to those whose user, client-app and
+/// platform conditions admit the request; locations and device filters are checked per
+/// policy. `evaluate` (what-if) tests every condition of every candidate instead; both feed
+/// the same `Tally`, and the tests hold them to the same decision.
 pub fn decide(set: &PolicySet, req: &RequestFacts<'_>, unprotected: Unprotected) -> Decision {
-    evaluate(set, req, unprotected, &mut ())
+    let screen = set.screen();
+    let met = met_controls(req);
+    let mut tally = Tally::default();
+    for i in screen.admit(set.candidates(req.app), req).iter() {
+        let Some(p) = set.policies().get(i) else {
+            continue;
+        };
+        if screen.needs_check(i) && checked_conditions_match(p, req).is_err() {
+            continue;
+        }
+        tally.applied(i, p, grant_outcome(p, met), req);
+    }
+    tally.finish(req, unprotected)
 }
 
+/// `decide`, testing each candidate's conditions in Entra's order and telling `rec` how each
+/// policy fared.
 pub(crate) fn evaluate<R: Recorder>(
     set: &PolicySet,
     req: &RequestFacts<'_>,
     unprotected: Unprotected,
     rec: &mut R,
 ) -> Decision {
-    let mut applied = PolicyBits::EMPTY;
-    let mut satisfied = PolicyBits::EMPTY;
-    let mut enforced = PolicyBits::EMPTY;
-    let mut blocking = PolicyBits::EMPTY;
-    let mut failing = PolicyBits::EMPTY;
-    let mut deny_reason: Option<ReasonCode> = None;
-    let policies = set.policies();
-    for &i in set.candidates(req.app) {
-        let i = usize::from(i);
-        let Some(p) = policies.get(i) else { continue };
+    let met = met_controls(req);
+    let mut tally = Tally::default();
+    for i in set.candidates(req.app).iter() {
+        let Some(p) = set.policies().get(i) else {
+            continue;
+        };
         let matched = conditions_match(p, req, false);
         if matched.is_err() {
             rec.record(i, matched, None);
             continue;
         }
-        applied.insert(i);
-        let outcome = check_grant(p, req);
+        let outcome = grant_outcome(p, met);
         rec.record(i, matched, Some(outcome));
+        tally.applied(i, p, outcome, req);
+    }
+    tally.finish(req, unprotected)
+}
+
+/// What the applied policies add up to.
+#[derive(Default)]
+struct Tally {
+    applied: PolicyBits,
+    satisfied: PolicyBits,
+    enforced: PolicyBits,
+    blocking: PolicyBits,
+    failing: PolicyBits,
+    /// The first failing enforced policy's reason.
+    deny_reason: Option<ReasonCode>,
+}
+
+impl Tally {
+    /// Policy `i`, whose conditions all matched, with its grant outcome.
+    #[inline]
+    fn applied(&mut self, i: usize, p: &Policy, outcome: GrantOutcome, req: &RequestFacts<'_>) {
+        self.applied.insert(i);
         if outcome.satisfied {
-            satisfied.insert(i);
+            self.satisfied.insert(i);
         }
         if p.state != PolicyState::Enabled {
-            continue;
+            return;
         }
-        enforced.insert(i);
+        self.enforced.insert(i);
         if outcome.blocked {
-            blocking.insert(i);
+            self.blocking.insert(i);
         } else if !outcome.satisfied {
-            failing.insert(i);
-            deny_reason.get_or_insert_with(|| unmet_reason(outcome.unmet, req));
+            self.failing.insert(i);
+            self.deny_reason
+                .get_or_insert_with(|| unmet_reason(outcome.unmet, req));
         }
     }
-    let (verdict, reason, deciding) = if !blocking.is_empty() {
-        (Verdict::Deny, ReasonCode::BlockedByPolicy, blocking)
-    } else if let Some(reason) = deny_reason {
-        (Verdict::Deny, reason, failing)
-    } else if !enforced.is_empty() {
-        (Verdict::Allow, ReasonCode::PolicySatisfied, enforced)
-    } else {
-        match unprotected {
-            Unprotected::Allow => (Verdict::Allow, ReasonCode::UnprotectedAllowed, enforced),
-            Unprotected::Deny => (Verdict::Deny, ReasonCode::NotProtected, enforced),
+
+    /// `block` wins, then unmet controls, then satisfied policies; with no enforced policy
+    /// applied, the route's `unprotected` setting.
+    fn finish(self, req: &RequestFacts<'_>, unprotected: Unprotected) -> Decision {
+        let (verdict, reason, deciding) = if !self.blocking.is_empty() {
+            (Verdict::Deny, ReasonCode::BlockedByPolicy, self.blocking)
+        } else if let Some(reason) = self.deny_reason {
+            (Verdict::Deny, reason, self.failing)
+        } else if !self.enforced.is_empty() {
+            (Verdict::Allow, ReasonCode::PolicySatisfied, self.enforced)
+        } else {
+            match unprotected {
+                Unprotected::Allow => (
+                    Verdict::Allow,
+                    ReasonCode::UnprotectedAllowed,
+                    self.enforced,
+                ),
+                Unprotected::Deny => (Verdict::Deny, ReasonCode::NotProtected, self.enforced),
+            }
+        };
+        Decision {
+            verdict,
+            reason,
+            deciding,
+            applied: self.applied,
+            satisfied: self.satisfied,
+            compliance_reasons: req.device.map_or(ReasonSet::EMPTY, |d| d.reasons),
         }
-    };
-    Decision {
-        verdict,
-        reason,
-        deciding,
-        applied,
-        satisfied,
-        compliance_reasons: req.device.map_or(ReasonSet::EMPTY, |d| d.reasons),
     }
 }
 

@@ -1068,10 +1068,168 @@ fn index_only_lists_policies_that_can_apply() {
         pol("all", "enabled", "", "OR mfa"),
     ]);
     for (app, expected) in [
-        (apps::SHAREPOINT_ONLINE, &[0u16, 1, 3][..]),
+        (apps::SHAREPOINT_ONLINE, &[0usize, 1, 3][..]),
         (apps::EXCHANGE_ONLINE, &[3]),
         (AppId::from_u128(9).unwrap(), &[1, 3]),
     ] {
-        assert_eq!(set.candidates(app), expected, "{app}");
+        let listed: Vec<usize> = set.candidates(app).iter().collect();
+        assert_eq!(listed, expected, "{app}");
     }
+}
+
+/// A small deterministic generator (xorshift64*) for the randomized comparison below.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n
+    }
+
+    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        from[self.below(from.len())]
+    }
+}
+
+/// A random policy drawn from every kind of condition and control the decision knows.
+fn random_policy(rng: &mut Rng, n: usize) -> Value {
+    let users = [
+        r#""users":{"includeUsers":["All"]}"#.to_owned(),
+        format!(r#""users":{{"includeUsers":["All"],"excludeGroups":["{G3}"]}}"#),
+        format!(r#""users":{{"includeGroups":["{G2}"]}}"#),
+        format!(r#""users":{{"includeUsers":["{U1}"],"includeGroups":["{G3}"]}}"#),
+        format!(r#""users":{{"includeUsers":["All"],"excludeUsers":["{U1}"]}}"#),
+        r#""users":{"includeUsers":["None"]}"#.to_owned(),
+        format!(
+            r#""users":{{"includeGroups":["bbbbbbbb-0000-0000-0000-000000000001"],"excludeGroups":["{G2}"]}}"#
+        ),
+    ];
+    let apps = [
+        r#""applications":{"includeApplications":["All"]}"#.to_owned(),
+        format!(r#""applications":{{"includeApplications":["{SHAREPOINT}"]}}"#),
+        r#""applications":{"includeApplications":["Office365"]}"#.to_owned(),
+        format!(
+            r#""applications":{{"includeApplications":["All"],"excludeApplications":["{EXCHANGE}"]}}"#
+        ),
+    ];
+    let extras = [
+        "",
+        r#","clientAppTypes":["browser"]"#,
+        r#","clientAppTypes":["mobileAppsAndDesktopClients","exchangeActiveSync"]"#,
+        r#","clientAppTypes":["other"]"#,
+        r#","platforms":{"includePlatforms":["all"],"excludePlatforms":["linux"]}"#,
+        r#","platforms":{"includePlatforms":["windows","iOS"]}"#,
+        r#","platforms":{"includePlatforms":["android"],"excludePlatforms":["android"]}"#,
+        r#","locations":{"includeLocations":["All"],"excludeLocations":["AllTrusted"]}"#,
+        r#","locations":{"includeLocations":["branch"]}"#,
+        r#","devices":{"deviceFilter":{"mode":"exclude","rule":"device.extensionAttribute1 -eq \"kiosk\""}}"#,
+        r#","devices":{"deviceFilter":{"mode":"include","rule":"device.trustType -eq \"ServerAD\""}}"#,
+        r#","signInRiskLevels":["high"]"#,
+    ];
+    let grants = [
+        "OR compliantDevice",
+        "OR mfa",
+        "OR block",
+        "OR compliantDevice mfa",
+        "AND compliantDevice mfa",
+        "OR domainJoinedDevice",
+        "OR approvedApplication",
+        "",
+    ];
+    let states = [
+        "enabled",
+        "enabled",
+        "enabledForReportingButNotEnforced",
+        "disabled",
+    ];
+    let mut conditions = format!(
+        "{},{}",
+        users[rng.below(users.len())],
+        apps[rng.below(apps.len())]
+    );
+    for _ in 0..rng.below(3) {
+        let extra = rng.pick(&extras);
+        if !conditions.contains(&extra[..extra.find(':').unwrap_or(0)]) {
+            conditions.push_str(extra);
+        }
+    }
+    pol(
+        &format!("p{n}"),
+        rng.pick(&states),
+        &conditions,
+        rng.pick(&grants),
+    )
+}
+
+/// A random request: user, groups, app, client, platform, address, device state and trust.
+fn random_request(rng: &mut Rng) -> RequestFacts<'static> {
+    static GROUP_SETS: [&[GroupId]; 5] =
+        [&[], &STAFF, &BREAK_GLASS, &ADMINS, &[group(2), group(3)]];
+    let mut req = request();
+    req.user = rng.pick(&[None, Some(user(1)), Some(user(2))]);
+    req.groups = rng.pick(&GROUP_SETS);
+    req.mfa = rng.below(2) == 0;
+    req.app = rng.pick(&[
+        apps::SHAREPOINT_ONLINE,
+        apps::EXCHANGE_ONLINE,
+        AppId::from_u128(9).expect("non-zero"),
+    ]);
+    req.client_app = rng.pick(&ClientAppType::ALL);
+    req.ua_platform = rng.pick(&[
+        None,
+        Some(Platform::Linux),
+        Some(Platform::Android),
+        Some(Platform::Ios),
+    ]);
+    req.ip = rng
+        .pick(&[[127, 0, 0, 1], [10, 1, 2, 3], [203, 0, 113, 7]])
+        .into();
+    req.device_presented = rng.below(2) == 0;
+    req.device = match rng.below(4) {
+        0 => None,
+        k => Some(DeviceFacts {
+            state: rng.pick(&ComplianceState::ALL),
+            platform: rng.pick(&[None, Some(Platform::Windows), Some(Platform::Android)]),
+            trust_type: rng.pick(&[TrustType::AzureAd, TrustType::ServerAd, TrustType::None]),
+            reasons: if k == 1 {
+                ReasonSet::EMPTY.with(ReasonCode::RiskAboveThreshold)
+            } else {
+                ReasonSet::EMPTY
+            },
+            ..device()
+        }),
+    };
+    req
+}
+
+/// `decide` takes the screen's shortcut; `explain` tests each policy's conditions in turn.
+/// Over many random policy sets and requests they must reach the same decision.
+#[test]
+fn screened_decide_agrees_with_per_policy_evaluation() {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut allowed = 0;
+    for round in 0..60 {
+        let count = 1 + rng.below(24);
+        let policies: Vec<Value> = (0..count).map(|n| random_policy(&mut rng, n)).collect();
+        let set = set_of(&policies);
+        for _ in 0..200 {
+            let req = random_request(&mut rng);
+            let unprotected = rng.pick(&[Unprotected::Allow, Unprotected::Deny]);
+            let d = decide(&set, &req, unprotected);
+            assert_eq!(
+                d,
+                explain(&set, &req, unprotected).decision,
+                "round {round}: {req:?}\n{}",
+                serde_json::to_string_pretty(&policies).unwrap()
+            );
+            allowed += usize::from(d.is_allow());
+        }
+    }
+    // The draw reaches both verdicts often (a check that the comparison is not vacuous).
+    assert!(
+        (2_000..10_000).contains(&allowed),
+        "{allowed} of 12,000 allowed"
+    );
 }

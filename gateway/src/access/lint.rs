@@ -45,9 +45,9 @@ impl PolicySet {
     pub fn lint(&self, known_groups: &dyn Fn(GroupId) -> bool, route_apps: &[AppId]) -> Vec<Lint> {
         let mut out = Vec::new();
         for &app in route_apps {
-            let protected = self.candidates(app).iter().any(|&i| {
+            let protected = self.candidates(app).iter().any(|i| {
                 self.policies()
-                    .get(usize::from(i))
+                    .get(i)
                     .is_some_and(|p| p.state == PolicyState::Enabled)
             });
             if !protected {

@@ -23,10 +23,12 @@ pub mod locations;
 pub mod log_entry;
 pub mod policy;
 pub mod request;
+mod screen;
 
 use std::collections::HashMap;
 
 use crate::ids::AppId;
+use screen::Screen;
 
 pub use compile::MAX_POLICIES;
 pub use conditions::Miss;
@@ -46,11 +48,12 @@ pub use request::{
 #[derive(Debug, Default)]
 pub struct PolicySet {
     policies: Box<[Policy]>,
-    /// Per app named in any policy: the indices (in policy order) of the non-disabled
-    /// policies that cover it.
-    by_app: HashMap<AppId, Box<[u16]>, foldhash::fast::RandomState>,
+    /// Per app named in any policy: the non-disabled policies that cover it.
+    by_app: HashMap<AppId, PolicyBits, foldhash::fast::RandomState>,
     /// For any other app: the non-disabled policies that include `All` apps.
-    all_apps: Box<[u16]>,
+    all_apps: PolicyBits,
+    /// The user, client-app and platform conditions as per-value bitsets (`decide`).
+    screen: Screen,
 }
 
 impl PolicySet {
@@ -75,7 +78,6 @@ impl PolicySet {
     pub fn from_policies(mut policies: Vec<Policy>) -> Self {
         policies.truncate(MAX_POLICIES);
         let live = |p: &Policy| p.state != PolicyState::Disabled;
-        let index_of = |i: usize| u16::try_from(i).unwrap_or(u16::MAX);
         let mut apps: Vec<AppId> = policies
             .iter()
             .filter(|p| live(p))
@@ -86,22 +88,23 @@ impl PolicySet {
         let by_app = apps
             .into_iter()
             .map(|app| {
-                let list: Box<[u16]> = policies
+                let covering = policies
                     .iter()
                     .enumerate()
                     .filter(|(_, p)| live(p) && p.apps.covers(app).is_ok())
-                    .map(|(i, _)| index_of(i))
+                    .map(|(i, _)| i)
                     .collect();
-                (app, list)
+                (app, covering)
             })
             .collect();
         let all_apps = policies
             .iter()
             .enumerate()
             .filter(|(_, p)| live(p) && p.apps.include_all)
-            .map(|(i, _)| index_of(i))
+            .map(|(i, _)| i)
             .collect();
         Self {
+            screen: Screen::new(&policies),
             policies: policies.into_boxed_slice(),
             by_app,
             all_apps,
@@ -120,11 +123,14 @@ impl PolicySet {
         self.policies.is_empty()
     }
 
-    /// The indices of the policies that can apply to a request for `app` (not disabled,
-    /// app in scope), in policy order.
+    /// The policies that can apply to a request for `app` (not disabled, app in scope).
     #[inline]
-    pub fn candidates(&self, app: AppId) -> &[u16] {
-        self.by_app.get(&app).unwrap_or(&self.all_apps)
+    pub fn candidates(&self, app: AppId) -> PolicyBits {
+        *self.by_app.get(&app).unwrap_or(&self.all_apps)
+    }
+
+    pub(crate) fn screen(&self) -> &Screen {
+        &self.screen
     }
 
     /// Every policy's warnings, labelled.

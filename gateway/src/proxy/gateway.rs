@@ -278,8 +278,7 @@ impl Gateway {
 
     /// Counts each applied policy's result (report-only included) for this request.
     fn record_policy_results(&self, set: &access::PolicySet, route: &Route, decision: &Decision) {
-        for &i in set.candidates(route.app_id) {
-            let i = usize::from(i);
+        for i in set.candidates(route.app_id).iter() {
             if !decision.applied.contains(i) {
                 continue;
             }
