@@ -500,12 +500,12 @@ fn location_condition(
         return Ok(None);
     };
     let mut read = |list: &Option<Vec<String>>, field: &str| {
-        let mut set = LocationSet::default();
+        let mut all = false;
         let mut ranges = Vec::new();
         for (i, v) in list.iter().flatten().enumerate() {
             let v = v.trim();
             if v.eq_ignore_ascii_case("All") {
-                set.all = true;
+                all = true;
             } else if v.eq_ignore_ascii_case("AllTrusted") {
                 ranges.extend(named.trusted_ranges());
             } else if let Some(loc) = named.get(v) {
@@ -527,8 +527,7 @@ fn location_condition(
         }
         ranges.sort();
         ranges.dedup();
-        set.ranges = ranges.into();
-        Ok(set)
+        Ok(LocationSet::new(all, ranges))
     };
     let include = read(
         &l.include_locations,

@@ -41,6 +41,11 @@ impl PolicyBits {
     }
 
     #[inline]
+    pub fn remove(&mut self, index: usize) {
+        self.0[(index >> 6) & 3] &= !(1 << (index & 63));
+    }
+
+    #[inline]
     pub fn contains(&self, index: usize) -> bool {
         index < 256 && self.0[index >> 6] & (1 << (index & 63)) != 0
     }
@@ -191,22 +196,38 @@ impl Recorder for () {
 ///
 /// The policy screen narrows the app's candidates to those whose user, client-app and
 /// platform conditions admit the request; locations and device filters are checked per
-/// policy. `evaluate` (what-if) tests every condition of every candidate instead; both feed
-/// the same `Tally`, and the tests hold them to the same decision.
+/// policy; the grant controls are looked up as bitsets by the controls the request meets.
+/// `evaluate` (what-if) tests every condition and control of every candidate instead; the
+/// tests hold both to the same decision.
 pub fn decide(set: &PolicySet, req: &RequestFacts<'_>, unprotected: Unprotected) -> Decision {
     let screen = set.screen();
-    let met = met_controls(req);
-    let mut tally = Tally::default();
-    for i in screen.admit(set.candidates(req.app), req).iter() {
-        let Some(p) = set.policies().get(i) else {
-            continue;
-        };
-        if screen.needs_check(i) && checked_conditions_match(p, req).is_err() {
-            continue;
+    let mut applied = screen.admit(set.candidates(req.app), req);
+    for i in screen.needing_check(applied).iter() {
+        let matched = set
+            .policies()
+            .get(i)
+            .is_some_and(|p| checked_conditions_match(p, req).is_ok());
+        if !matched {
+            applied.remove(i);
         }
-        tally.applied(i, p, grant_outcome(p, met), req);
     }
-    tally.finish(req, unprotected)
+    let met = met_controls(req);
+    let satisfied = applied.and(screen.satisfied_by(met));
+    let enforced = applied.and(screen.enabled);
+    let failing = enforced.and_not(satisfied).and_not(screen.blocks);
+    let deny_reason = failing.iter().next().and_then(|i| {
+        let p = set.policies().get(i)?;
+        Some(unmet_reason(grant_outcome(p, met).unmet, req))
+    });
+    Tally {
+        applied,
+        satisfied,
+        enforced,
+        blocking: enforced.and(screen.blocks),
+        failing,
+        deny_reason,
+    }
+    .finish(req, unprotected)
 }
 
 /// `decide`, testing each candidate's conditions in Entra's order and telling `rec` how each

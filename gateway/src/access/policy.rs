@@ -3,6 +3,7 @@
 //! resolved to IP ranges, device-filter rules parsed).
 
 use std::fmt;
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
@@ -142,12 +143,57 @@ pub struct PlatformCondition {
 pub struct LocationSet {
     /// `All`: any address.
     pub all: bool,
-    pub ranges: Box<[IpNet]>,
+    ranges: Box<[IpNet]>,
+    /// `ranges` as masks, for `contains`.
+    cidrs: Box<[Cidr]>,
+}
+
+/// An IP range as a network and mask over the address's bits (IPv4 in the low 32).
+#[derive(Clone, Copy, Debug)]
+struct Cidr {
+    v6: bool,
+    network: u128,
+    mask: u128,
+}
+
+fn bits(ip: IpAddr) -> (bool, u128) {
+    match ip {
+        IpAddr::V4(a) => (false, u128::from(u32::from(a))),
+        IpAddr::V6(a) => (true, u128::from(a)),
+    }
 }
 
 impl LocationSet {
-    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
-        self.all || self.ranges.iter().any(|r| r.contains(&ip))
+    pub fn new(all: bool, ranges: Vec<IpNet>) -> Self {
+        let cidrs = ranges
+            .iter()
+            .map(|r| {
+                let (v6, network) = bits(r.network());
+                let (_, mask) = bits(r.netmask());
+                Cidr { v6, network, mask }
+            })
+            .collect();
+        Self {
+            all,
+            ranges: ranges.into(),
+            cidrs,
+        }
+    }
+
+    pub fn ranges(&self) -> &[IpNet] {
+        &self.ranges
+    }
+
+    /// Whether `ip` is in the set (an IPv4 address is never in an IPv6 range, nor the
+    /// reverse).
+    #[inline]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let (v6, addr) = bits(ip);
+        self.all
+            || self
+                .cidrs
+                .iter()
+                .any(|c| c.v6 == v6 && addr & c.mask == c.network)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -259,5 +305,41 @@ impl Policy {
     /// How errors and lints name the policy.
     pub fn label(&self) -> String {
         format!("{:?} ({})", self.display_name, self.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_sets_agree_with_ipnet() {
+        let ranges: Vec<IpNet> = ["10.1.0.0/16", "192.0.2.7/32", "2001:db8::/32", "0.0.0.0/0"]
+            .iter()
+            .map(|r| r.parse().expect("literal range"))
+            .collect();
+        let addrs: Vec<IpAddr> = [
+            "10.1.255.3",
+            "10.2.0.1",
+            "192.0.2.7",
+            "192.0.2.8",
+            "2001:db8:1::1",
+            "2001:db9::1",
+            "::ffff:10.1.0.1",
+            "8.8.8.8",
+        ]
+        .iter()
+        .map(|a| a.parse().expect("literal address"))
+        .collect();
+        for n in 0..=ranges.len() {
+            let some = &ranges[..n];
+            let set = LocationSet::new(false, some.to_vec());
+            for &ip in &addrs {
+                let expected = some.iter().any(|r| r.contains(&ip));
+                assert_eq!(set.contains(ip), expected, "{ip} in {some:?}");
+            }
+        }
+        assert!(LocationSet::new(true, Vec::new()).contains(addrs[1]));
+        assert!(LocationSet::new(false, Vec::new()).is_empty());
     }
 }

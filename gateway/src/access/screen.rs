@@ -7,8 +7,9 @@
 //! names the first condition that missed. The two must agree; the decision table checks every
 //! case both ways and a randomized test compares them over many requests.
 
+use crate::access::conditions::grant_outcome;
 use crate::access::decision::PolicyBits;
-use crate::access::policy::Policy;
+use crate::access::policy::{Controls, Policy, PolicyState};
 use crate::access::request::{ClientAppType, RequestFacts};
 use crate::ids::{GroupId, UserId};
 use crate::model::Platform;
@@ -39,6 +40,26 @@ pub(crate) struct Screen {
     groups: Box<[Named<GroupId>]>,
     /// The policies with a location condition or a device filter (checked one by one).
     per_policy: PolicyBits,
+    /// The enabled (enforced) policies.
+    pub enabled: PolicyBits,
+    /// The policies whose grant is `block`.
+    pub blocks: PolicyBits,
+    /// Per combination of the controls a request can meet (`met_index`): the policies whose
+    /// grant controls that combination satisfies.
+    satisfied_when: [PolicyBits; 8],
+}
+
+/// The controls a request can meet, as an index into `Screen::satisfied_when`.
+const MET: [Controls; 3] = [
+    Controls::COMPLIANT_DEVICE,
+    Controls::MFA,
+    Controls::DOMAIN_JOINED,
+];
+
+fn met_index(met: Controls) -> usize {
+    (0..MET.len())
+        .filter(|&b| met.contains(MET[b]))
+        .fold(0, |k, b| k | 1 << b)
 }
 
 impl Screen {
@@ -79,6 +100,20 @@ impl Screen {
             if p.locations.is_some() || p.device_filter.is_some() {
                 s.per_policy.insert(i);
             }
+            if p.state == PolicyState::Enabled {
+                s.enabled.insert(i);
+            }
+            if p.grant.controls.contains(Controls::BLOCK) {
+                s.blocks.insert(i);
+            }
+            for (k, mask) in s.satisfied_when.iter_mut().enumerate() {
+                let met = (0..MET.len())
+                    .filter(|b| k & 1 << b != 0)
+                    .fold(Controls::NONE, |m, b| m.union(MET[b]));
+                if grant_outcome(p, met).satisfied {
+                    mask.insert(i);
+                }
+            }
         }
         s.users = users.into_boxed_slice();
         s.groups = groups.into_boxed_slice();
@@ -96,10 +131,16 @@ impl Screen {
             .and(self.users_admit(req))
     }
 
-    /// Whether policy `index` has conditions the screen leaves to a per-policy check.
+    /// Of `policies`, those with conditions the screen leaves to a per-policy check.
     #[inline]
-    pub fn needs_check(&self, index: usize) -> bool {
-        self.per_policy.contains(index)
+    pub fn needing_check(&self, policies: PolicyBits) -> PolicyBits {
+        policies.and(self.per_policy)
+    }
+
+    /// The policies whose grant controls are satisfied by `met` (`conditions::met_controls`).
+    #[inline]
+    pub fn satisfied_by(&self, met: Controls) -> PolicyBits {
+        self.satisfied_when[met_index(met)]
     }
 
     /// The policies that include the request's user (directly, by group or as `All`) and do
