@@ -1233,3 +1233,23 @@ fn screened_decide_agrees_with_per_policy_evaluation() {
         "{allowed} of 12,000 allowed"
     );
 }
+
+#[test]
+fn policy_bits_across_words() {
+    let picks = [0usize, 5, 63, 64, 130, 200, 255];
+    let mut bits: PolicyBits = picks.iter().copied().chain([256, 999]).collect();
+    assert_eq!(
+        bits.iter().collect::<Vec<_>>(),
+        picks,
+        "sorted, out-of-range ignored"
+    );
+    assert!(bits.contains(64) && !bits.contains(65) && !bits.contains(300));
+    bits.remove(64);
+    bits.remove(255);
+    assert_eq!(bits.iter().collect::<Vec<_>>(), [0, 5, 63, 130, 200]);
+    let low: PolicyBits = (0..70).collect();
+    assert_eq!(bits.and(low).iter().collect::<Vec<_>>(), [0, 5, 63]);
+    assert_eq!(bits.and_not(low).iter().collect::<Vec<_>>(), [130, 200]);
+    assert_eq!(bits.or(low).iter().count(), 72);
+    assert!(PolicyBits::EMPTY.iter().next().is_none() && PolicyBits::EMPTY.is_empty());
+}

@@ -2,6 +2,8 @@
 //! compiled into one policy bitset per value, so `decide` finds the policies those conditions
 //! admit with a few ANDs instead of testing each candidate policy in turn. Locations and
 //! device filters stay per policy (`conditions`), checked only for the policies that pass.
+//! The grant controls are compiled the same way: per combination of the controls a request
+//! can meet, the policies they satisfy; plus the enabled and the blocking policies.
 //!
 //! `explain` does not use the screen: it tests each policy with `conditions_match`, which
 //! names the first condition that missed. The two must agree; the decision table checks every
