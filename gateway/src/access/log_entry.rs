@@ -98,10 +98,7 @@ impl DecisionLogEntry {
             device_detail: DeviceDetail {
                 device_id: device.map(|d| d.id),
                 operating_system: device
-                    .and_then(|d| {
-                        d.attributes
-                            .text(&crate::access::filter::FilterAttribute::OperatingSystem)
-                    })
+                    .and_then(|d| d.operating_system())
                     .map(str::to_owned)
                     .or_else(|| req.platform().map(|p| p.as_str().to_owned())),
                 is_compliant: device.is_some_and(|d| d.is_compliant()),

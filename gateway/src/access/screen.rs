@@ -51,17 +51,19 @@ pub(crate) struct Screen {
     satisfied_when: [PolicyBits; 8],
 }
 
-/// The controls a request can meet, as an index into `Screen::satisfied_when`.
-const MET: [Controls; 3] = [
-    Controls::COMPLIANT_DEVICE,
-    Controls::MFA,
-    Controls::DOMAIN_JOINED,
-];
+/// The controls a request can meet (compliant device, MFA, domain join) are bits 1-3 of
+/// `Controls`; shifted down, they index `Screen::satisfied_when`.
+const MET_SHIFT: u32 = 1;
+const _: () = assert!(
+    Controls::COMPLIANT_DEVICE
+        .union(Controls::MFA)
+        .union(Controls::DOMAIN_JOINED)
+        .0
+        == 0b1110
+);
 
 fn met_index(met: Controls) -> usize {
-    (0..MET.len())
-        .filter(|&b| met.contains(MET[b]))
-        .fold(0, |k, b| k | 1 << b)
+    usize::from(met.0 >> MET_SHIFT) & 0b111
 }
 
 impl Screen {
@@ -109,9 +111,7 @@ impl Screen {
                 s.blocks.insert(i);
             }
             for (k, mask) in s.satisfied_when.iter_mut().enumerate() {
-                let met = (0..MET.len())
-                    .filter(|b| k & 1 << b != 0)
-                    .fold(Controls::NONE, |m, b| m.union(MET[b]));
+                let met = Controls((k as u8) << MET_SHIFT);
                 if grant_outcome(p, met).satisfied {
                     mask.insert(i);
                 }

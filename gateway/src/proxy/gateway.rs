@@ -227,7 +227,7 @@ impl Gateway {
             decision.reason = ReasonCode::TokenMissing;
         }
         route.metrics.decision(decision.is_allow(), decision.reason);
-        self.record_policy_results(&snapshot.access, route, &decision);
+        self.record_policy_results(&snapshot.access, &decision);
         if !decision.is_allow() || self.log.sample_allow() {
             let id = request_id.to_str().unwrap_or("");
             let entry = DecisionLogEntry::new(
@@ -277,11 +277,8 @@ impl Gateway {
     }
 
     /// Counts each applied policy's result (report-only included) for this request.
-    fn record_policy_results(&self, set: &access::PolicySet, route: &Route, decision: &Decision) {
-        for i in set.candidates(route.app_id).iter() {
-            if !decision.applied.contains(i) {
-                continue;
-            }
+    fn record_policy_results(&self, set: &access::PolicySet, decision: &Decision) {
+        for i in decision.applied.iter() {
             if let Some(p) = set.policies().get(i) {
                 self.metrics
                     .policy_results
