@@ -10,7 +10,9 @@ use hyper::body::Incoming;
 use ipnet::IpNet;
 
 use super::body::ProxyBody;
-use super::headers::{add_forwarded, remove_hop_by_hop, RequestIds, X_FORWARDED_FOR, X_REQUEST_ID};
+use super::headers::{
+    add_forwarded, remove_hop_by_hop, NumberHeader, RequestIds, X_FORWARDED_FOR, X_REQUEST_ID,
+};
 use super::respond::{render, wants_html, Refusal};
 use super::revocable::{fail_closed_if_stale, request_facts, Grant, Revocable};
 use super::route::{Route, RouteTable};
@@ -49,6 +51,7 @@ pub struct Gateway {
     client: UpstreamClient,
     limits: Limits,
     ids: RequestIds,
+    version_header: NumberHeader,
     metrics: Arc<Metrics>,
     unrouted: prometheus::IntCounter,
     store: Arc<SnapshotStore>,
@@ -87,6 +90,7 @@ impl Gateway {
             client: parts.client,
             limits: parts.limits,
             ids: RequestIds::new(),
+            version_header: NumberHeader::new(),
             unrouted: parts.metrics.unrouted(),
             metrics: parts.metrics,
             store: parts.store,
@@ -127,7 +131,10 @@ impl Gateway {
                 return render(&refusal, &request_id, html);
             }
         };
-        set_identity_headers(req.headers_mut(), &admitted, &request_id);
+        // Room for the identity and forwarding headers added below, in one grow.
+        req.headers_mut().reserve(ADDED_HEADERS);
+        let version = self.version_header.get(admitted.snapshot_version);
+        set_identity_headers(req.headers_mut(), &admitted, &request_id, version);
         let upgrade = upgrade::requested(&req);
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let resp = match self
@@ -139,9 +146,20 @@ impl Gateway {
                 match (upgrade, client_upgrade) {
                     (Some(u), Some(client)) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
                         upgrade::restore(resp.headers_mut(), &u);
-                        let upstream = hyper::upgrade::on(&mut resp);
-                        upgrade::spawn_tunnel(client, upstream, admitted.grant);
-                        resp.map(|_| ProxyBody::empty())
+                        let (parts, body) = resp.into_parts();
+                        let mut resp = Response::from_parts(parts, ProxyBody::empty());
+                        let upstream = match body {
+                            ProxyBody::Pooled(pooled) => {
+                                pooled.into_upgraded().map(|(io, already_read)| {
+                                    upgrade::Upstream::Plain(io, already_read)
+                                })
+                            }
+                            _ => Some(upgrade::Upstream::Hyper(hyper::upgrade::on(&mut resp))),
+                        };
+                        if let Some(upstream) = upstream {
+                            upgrade::spawn_tunnel(client, upstream, admitted.grant);
+                        }
+                        resp
                     }
                     _ => match admitted.grant {
                         Some(grant) => resp.map(|body| {
@@ -363,6 +381,10 @@ fn request_host<B>(req: &Request<B>) -> Option<&str> {
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
 }
 
+/// How many headers a forwarded request may gain: five identity headers, three
+/// `X-Forwarded-*`, `X-Request-Id` and `Host`.
+const ADDED_HEADERS: usize = 10;
+
 pub static X_USER_ID: HeaderName = HeaderName::from_static("x-portcullis-user-id");
 pub static X_DEVICE_ID: HeaderName = HeaderName::from_static("x-portcullis-device-id");
 pub static X_COMPLIANCE: HeaderName = HeaderName::from_static("x-portcullis-compliance-state");
@@ -370,7 +392,12 @@ pub static X_DECISION_ID: HeaderName = HeaderName::from_static("x-portcullis-dec
 pub static X_SNAPSHOT: HeaderName = HeaderName::from_static("x-portcullis-snapshot-version");
 
 /// The identity headers the app receives (product brief section 7).
-fn set_identity_headers(headers: &mut HeaderMap, admitted: &Admitted, request_id: &HeaderValue) {
+fn set_identity_headers(
+    headers: &mut HeaderMap,
+    admitted: &Admitted,
+    request_id: &HeaderValue,
+    snapshot_version: HeaderValue,
+) {
     // GUIDs are formatted on the stack: one allocation per header (the value's own).
     let mut put = |name: &HeaderName, guid: u128| {
         let mut buf = uuid::Uuid::encode_buffer();
@@ -390,10 +417,7 @@ fn set_identity_headers(headers: &mut HeaderMap, admitted: &Admitted, request_id
     let state = admitted.state.map_or("unknown", |s| s.as_str());
     headers.insert(X_COMPLIANCE.clone(), HeaderValue::from_static(state));
     headers.insert(X_DECISION_ID.clone(), request_id.clone());
-    headers.insert(
-        X_SNAPSHOT.clone(),
-        HeaderValue::from(admitted.snapshot_version),
-    );
+    headers.insert(X_SNAPSHOT.clone(), snapshot_version);
 }
 
 /// The client's address for named locations: the TCP peer, or, when the peer is a trusted

@@ -188,6 +188,37 @@ impl Default for RequestIds {
     }
 }
 
+/// A number sent as a header value on every request (the snapshot version), formatted once
+/// per value instead of once per request.
+pub struct NumberHeader(arc_swap::ArcSwap<(u64, HeaderValue)>);
+
+impl NumberHeader {
+    pub fn new() -> Self {
+        Self(arc_swap::ArcSwap::from_pointee((
+            0,
+            HeaderValue::from_static("0"),
+        )))
+    }
+
+    /// `n` as a header value (a cheap reference-counted copy when `n` is the last one).
+    pub fn get(&self, n: u64) -> HeaderValue {
+        let last = self.0.load();
+        if last.0 == n {
+            return last.1.clone();
+        }
+        let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(n.to_string()))
+            .unwrap_or_else(|_| HeaderValue::from_static("0"));
+        self.0.store(std::sync::Arc::new((n, value.clone())));
+        value
+    }
+}
+
+impl Default for NumberHeader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 fn hex(mut value: u64, out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for slot in out.iter_mut().rev() {
@@ -198,6 +229,16 @@ fn hex(mut value: u64, out: &mut [u8]) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn number_headers_follow_the_number() {
+        let h = super::NumberHeader::new();
+        assert_eq!(h.get(0), "0");
+        assert_eq!(h.get(42), "42");
+        assert_eq!(h.get(42), "42");
+        assert_eq!(h.get(u64::MAX), u64::MAX.to_string().as_str());
+        assert_eq!(h.get(7), "7");
+    }
+
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {

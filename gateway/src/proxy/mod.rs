@@ -1,9 +1,10 @@
 //! The reverse proxy: listeners and connections (`server`), routing (`route`), the request
-//! stages (`gateway`), forwarding (`upstream`, `headers`), and every response the gateway
+//! stages (`gateway`), forwarding (`upstream`, `pool`, `h1`, `headers`), and every response the gateway
 //! writes itself (`respond`). It does the I/O; decisions come from the pure core.
 
 pub mod body;
 pub mod gateway;
+pub mod h1;
 pub mod headers;
 pub mod pool;
 pub mod respond;

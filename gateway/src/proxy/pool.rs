@@ -1,44 +1,42 @@
 //! The keep-alive connection pool for plain-HTTP (`http://`) upstreams: one LIFO stack of idle
-//! HTTP/1.1 connections per upstream authority, built on `hyper::client::conn::http1`.
+//! HTTP/1.1 connections per upstream authority. Each exchange runs on the [`h1`](super::h1)
+//! client inside the task of the request that makes it.
 //!
 //! Rules:
 //! - A connection goes back on its stack only when the response body it carried reached its
 //!   end cleanly **and** the request body was sent completely (see [`PooledBody`]); a body
 //!   dropped mid-stream, an error, `Connection: close` or a connection the upstream closed
 //!   drops it instead.
-//! - Idle connections older than the idle timeout are discarded on checkout and by a reaper
-//!   task; at most `max_idle_per_host` are kept.
+//! - Idle connections older than the idle timeout, or that the upstream closed, are
+//!   discarded on checkout and by a reaper task; at most `max_idle_per_host` are kept.
 //! - A request on a pooled connection that turns out closed is retried once, on a fresh
-//!   connection, only if no byte of its body can have been sent: either hyper handed the
-//!   request back unsent, or the request had no body at all, is idempotent and the connection
-//!   had been idle long enough to be hit by an upstream's idle close (see [`RETRY_AFTER_IDLE`]).
+//!   connection, only if no byte of its body can have been sent: either its head could not be
+//!   written, or the request had no body at all, is idempotent and the connection had been
+//!   idle long enough to be hit by an upstream's idle close (see [`RETRY_AFTER_IDLE`]).
 //!   Anything else is an error (the gateway answers 502).
 //!
 //! HTTPS upstreams keep using the hyper-util client (see `upstream`).
 
-use std::error::Error as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap};
 use http::uri::Authority;
-use http::{Method, Request, Response, Uri, Version};
+use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-/// A connection idle at least this long gets a copy of a body-less request's head kept, so
-/// that the request can be sent again if the upstream closed the connection just as the
-/// request went out (servers close idle keep-alive connections after seconds, never
-/// sooner). Connections in steady use skip the copy: they are not the ones closed for being
-/// idle.
+use super::h1::{BoxError, Conn, Exchange, ExchangeError, Outgoing};
+
+/// A connection idle at least this long may have a body-less request sent on it again, if
+/// the upstream closed the connection just as the request went out (servers close idle
+/// keep-alive connections after seconds, never sooner). Connections in steady use are not
+/// the ones closed for being idle.
 pub const RETRY_AFTER_IDLE: Duration = Duration::from_millis(250);
 
 /// How the pool connects and keeps connections.
@@ -62,7 +60,7 @@ pub enum SendError {
     #[error("request to {authority} failed: {source}")]
     Request {
         authority: Authority,
-        source: hyper::Error,
+        source: ExchangeError,
     },
 }
 
@@ -70,13 +68,13 @@ pub enum SendError {
 pub trait RequestBody:
     Body<Data = Bytes, Error = Self::BodyError> + Send + Unpin + 'static
 {
-    type BodyError: Into<Box<dyn std::error::Error + Send + Sync>>;
+    type BodyError: Into<BoxError>;
 }
 
 impl<B> RequestBody for B
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B::Error: Into<BoxError>,
 {
     type BodyError = B::Error;
 }
@@ -113,15 +111,9 @@ impl<B: RequestBody> Pools<B> {
     }
 }
 
-struct Idle<B> {
-    sender: SendRequest<SendBody<B>>,
+struct Idle {
+    conn: Conn,
     since: Instant,
-}
-
-/// A checked-out idle connection and how long it had been idle.
-struct Reused<B> {
-    sender: SendRequest<SendBody<B>>,
-    idle_for: Duration,
 }
 
 /// The idle connections to one upstream authority.
@@ -130,8 +122,9 @@ pub struct HostPool<B: RequestBody = Incoming> {
     /// The socket address when the authority is an IP literal (no resolver on connect).
     addr: Option<SocketAddr>,
     settings: PoolSettings,
-    idle: Mutex<Vec<Idle<B>>>,
+    idle: Mutex<Vec<Idle>>,
     connects: AtomicU64,
+    _body: std::marker::PhantomData<fn(B)>,
 }
 
 impl<B: RequestBody> HostPool<B> {
@@ -148,6 +141,7 @@ impl<B: RequestBody> HostPool<B> {
             settings,
             idle: Mutex::new(Vec::new()),
             connects: AtomicU64::new(0),
+            _body: std::marker::PhantomData,
         });
         spawn_reaper(Arc::downgrade(&pool), pool.settings.idle_timeout);
         pool
@@ -170,109 +164,85 @@ impl<B: RequestBody> HostPool<B> {
         req: Request<B>,
     ) -> Result<Response<PooledBody<B>>, SendError> {
         let (parts, body) = req.into_parts();
-        let (body, body_sent) = if body.is_end_stream() {
-            (SendBody::Empty, None)
-        } else {
-            let sent = Arc::new(AtomicBool::new(false));
-            let body = SendBody::Stream {
-                body,
-                sent: sent.clone(),
-            };
-            (body, Some(sent))
-        };
-        let mut req = Request::from_parts(parts, body);
+        let mut outgoing = Outgoing::new(&parts, body);
+        let method = &parts.method;
 
-        if let Some(Reused {
-            mut sender,
-            idle_for,
-        }) = self.checkout().await
-        {
-            let head = (body_sent.is_none()
-                && idle_for >= RETRY_AFTER_IDLE
-                && is_idempotent(req.method()))
-            .then(|| Head::of(&req));
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok(self.wrap(resp, sender, body_sent)),
-                Err(mut e) => match (e.take_message(), head) {
-                    // Never written: safe to send on a fresh connection.
-                    (Some(unsent), _) => req = unsent,
-                    // Written, but it had no body and the connection closed under it.
-                    (None, Some(head)) if closed_before_answer(e.error()) => {
-                        req = head.into_request()
+        if let Some((conn, idle_for)) = self.checkout() {
+            let resend_if_closed =
+                !outgoing.has_body() && idle_for >= RETRY_AFTER_IDLE && is_idempotent(method);
+            let mut exchange = Exchange::new(conn, outgoing, method);
+            match exchange.response_head().await {
+                Ok(head) => return Ok(self.wrap(head, exchange)),
+                Err(e) => {
+                    let again = if resend_if_closed && e.closed_before_answer() {
+                        exchange.bodyless_request()
+                    } else {
+                        exchange.unsent()
+                    };
+                    match again {
+                        Some(request) => outgoing = request,
+                        None => return Err(self.request_error(e)),
                     }
-                    (None, _) => return Err(self.request_error(e.into_error())),
-                },
+                }
             }
         }
 
-        let mut sender = self.connect().await?;
-        match sender.try_send_request(req).await {
-            Ok(resp) => Ok(self.wrap(resp, sender, body_sent)),
-            Err(e) => Err(self.request_error(e.into_error())),
+        let conn = self.connect().await?;
+        let mut exchange = Exchange::new(conn, outgoing, method);
+        match exchange.response_head().await {
+            Ok(head) => Ok(self.wrap(head, exchange)),
+            Err(e) => Err(self.request_error(e)),
         }
     }
 
     fn wrap(
         self: &Arc<Self>,
-        resp: Response<Incoming>,
-        sender: SendRequest<SendBody<B>>,
-        body_sent: Option<Arc<AtomicBool>>,
+        head: http::response::Parts,
+        exchange: Exchange<B>,
     ) -> Response<PooledBody<B>> {
-        let (parts, inner) = resp.into_parts();
-        let closing = connection_close(&parts.headers)
-            || parts.version == Version::HTTP_10
-            || parts.status == http::StatusCode::SWITCHING_PROTOCOLS;
+        let upgraded = head.status == StatusCode::SWITCHING_PROTOCOLS;
         let body = PooledBody {
-            inner,
-            give_back: (!closing).then(|| (sender, self.clone())),
-            body_sent,
+            exchange: Some(exchange),
+            pool: self.clone(),
+            upgraded,
         };
-        Response::from_parts(parts, body)
+        Response::from_parts(head, body)
     }
 
-    fn request_error(&self, source: hyper::Error) -> SendError {
+    fn request_error(&self, source: ExchangeError) -> SendError {
         SendError::Request {
             authority: self.authority.clone(),
             source,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Idle<B>>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<Idle>> {
         // Nothing panics while the lock is held; if something did, the Vec is still valid.
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The most recently used idle connection that is still open and ready.
-    async fn checkout(&self) -> Option<Reused<B>> {
+    /// The most recently used idle connection that is still open, and how long it was idle.
+    fn checkout(&self) -> Option<(Conn, Duration)> {
         loop {
             let idle = self.lock().pop()?;
             let idle_for = idle.since.elapsed();
-            if idle_for >= self.settings.idle_timeout {
-                continue;
-            }
-            let mut sender = idle.sender;
-            // Ready at once in the usual case; briefly pending while the connection task
-            // finishes the previous exchange; an error when the upstream closed it.
-            if sender.ready().await.is_ok() {
-                return Some(Reused { sender, idle_for });
+            if idle_for < self.settings.idle_timeout && idle.conn.is_open() {
+                return Some((idle.conn, idle_for));
             }
         }
     }
 
-    fn put(&self, sender: SendRequest<SendBody<B>>) {
-        if sender.is_closed() {
-            return;
-        }
+    fn put(&self, conn: Conn) {
         let mut idle = self.lock();
         if idle.len() < self.settings.max_idle_per_host {
             idle.push(Idle {
-                sender,
+                conn,
                 since: Instant::now(),
             });
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<SendBody<B>>, SendError> {
+    async fn connect(&self) -> Result<Conn, SendError> {
         let connecting = async {
             match self.addr {
                 Some(addr) => TcpStream::connect(addr).await,
@@ -300,17 +270,7 @@ impl<B: RequestBody> HostPool<B> {
         let _ = stream.set_nodelay(true);
         let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(60));
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| self.request_error(e))?;
-        tokio::spawn(async move {
-            // With upgrades: a `101` hands the connection to `hyper::upgrade::on`.
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+        Ok(Conn::new(stream))
     }
 }
 
@@ -325,7 +285,7 @@ fn spawn_reaper<B: RequestBody>(pool: Weak<HostPool<B>>, idle_timeout: Duration)
             tokio::time::sleep(every).await;
             let Some(pool) = pool.upgrade() else { return };
             pool.lock()
-                .retain(|i| i.since.elapsed() < idle_timeout && !i.sender.is_closed());
+                .retain(|i| i.since.elapsed() < idle_timeout && i.conn.is_open());
         }
     });
 }
@@ -338,168 +298,83 @@ fn is_idempotent(m: &Method) -> bool {
     )
 }
 
-/// Whether `err` says the connection ended before any response: the upstream closed or reset
-/// it (not a parse error, not a timeout).
-fn closed_before_answer(err: &hyper::Error) -> bool {
-    if err.is_incomplete_message() || err.is_canceled() || err.is_closed() {
-        return true;
-    }
-    let mut source = err.source();
-    while let Some(e) = source {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            return matches!(
-                io.kind(),
-                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
-            );
-        }
-        source = e.source();
-    }
-    false
-}
-
-/// Whether the upstream said it closes the connection after this response.
-fn connection_close(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
-    })
-}
-
-/// A copy of a body-less request's head, to send it again.
-struct Head {
-    method: Method,
-    uri: Uri,
-    version: Version,
-    headers: HeaderMap,
-}
-
-impl Head {
-    fn of<T>(req: &Request<T>) -> Self {
-        Self {
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            version: req.version(),
-            headers: req.headers().clone(),
-        }
-    }
-
-    fn into_request<B>(self) -> Request<SendBody<B>> {
-        let mut req = Request::new(SendBody::Empty);
-        *req.method_mut() = self.method;
-        *req.uri_mut() = self.uri;
-        *req.version_mut() = self.version;
-        *req.headers_mut() = self.headers;
-        req
-    }
-}
-
-/// The request body as sent upstream: nothing, or the client's body, marking when it was
-/// sent completely.
-pub enum SendBody<B> {
-    Empty,
-    Stream { body: B, sent: Arc<AtomicBool> },
-}
-
-impl<B: RequestBody> Body for SendBody<B> {
-    type Data = Bytes;
-    type Error = B::BodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.get_mut() {
-            SendBody::Empty => Poll::Ready(None),
-            SendBody::Stream { body, sent } => {
-                let polled = Pin::new(&mut *body).poll_frame(cx);
-                match &polled {
-                    Poll::Ready(None) => sent.store(true, Ordering::Release),
-                    Poll::Ready(Some(Ok(_))) if body.is_end_stream() => {
-                        sent.store(true, Ordering::Release)
-                    }
-                    _ => {}
-                }
-                polled
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            SendBody::Empty => true,
-            SendBody::Stream { body, .. } => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            SendBody::Empty => SizeHint::with_exact(0),
-            SendBody::Stream { body, .. } => body.size_hint(),
-        }
-    }
-}
-
-/// A connection and the pool it goes back to.
-type GiveBack<B> = (SendRequest<SendBody<B>>, Arc<HostPool<B>>);
-
-/// An upstream response body that hands its connection back to the pool once it reached its
-/// end and the request body was sent completely. Dropped before the end, it drops the
-/// connection (the upstream may still be sending).
+/// An upstream response body, read from the connection as it is polled. Once it reached its
+/// end and the request body was sent completely, the connection goes back to the pool;
+/// dropped before the end, it drops the connection (the upstream may still be sending).
 pub struct PooledBody<B: RequestBody = Incoming> {
-    inner: Incoming,
-    give_back: Option<GiveBack<B>>,
-    /// Set once the request body was sent completely; `None` for a request without body.
-    body_sent: Option<Arc<AtomicBool>>,
+    exchange: Option<Exchange<B>>,
+    pool: Arc<HostPool<B>>,
+    upgraded: bool,
 }
 
 impl<B: RequestBody> PooledBody<B> {
     fn release(&mut self) {
-        let Some((sender, pool)) = self.give_back.take() else {
-            return;
-        };
-        let request_done = self
-            .body_sent
-            .as_ref()
-            .is_none_or(|s| s.load(Ordering::Acquire));
-        if request_done {
-            pool.put(sender);
+        if let Some(conn) = self.exchange.take().and_then(Exchange::into_reusable) {
+            self.pool.put(conn);
         }
+    }
+
+    /// After a `101 Switching Protocols`: the upstream socket and the bytes it already sent
+    /// past the response head.
+    pub fn into_upgraded(mut self) -> Option<(TcpStream, Bytes)> {
+        if !self.upgraded {
+            return None;
+        }
+        self.exchange.take().map(Exchange::into_upgraded)
     }
 }
 
 impl<B: RequestBody> Body for PooledBody<B> {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = ExchangeError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, ExchangeError>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => this.release(),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(),
-            Poll::Ready(Some(Err(_))) => this.give_back = None,
-            _ => {}
+        if this.upgraded {
+            return Poll::Ready(None);
         }
-        polled
+        let Some(exchange) = this.exchange.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match exchange.poll_data(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                this.release();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Ok(data))) => {
+                if exchange.is_end_stream() {
+                    this.release();
+                }
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.exchange = None;
+                Poll::Ready(Some(Err(e)))
+            }
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.upgraded || self.exchange.as_ref().is_none_or(|e| e.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self.exchange.as_ref().map(|e| e.remaining()) {
+            Some(Some(n)) => SizeHint::with_exact(n),
+            Some(None) => SizeHint::default(),
+            None => SizeHint::with_exact(0),
+        }
     }
 }
 
 impl<B: RequestBody> Drop for PooledBody<B> {
     fn drop(&mut self) {
         // Bodies nobody polls (empty, HEAD, 204, 304) end here.
-        if self.inner.is_end_stream() {
+        if !self.upgraded && self.exchange.as_ref().is_some_and(|e| e.is_end_stream()) {
             self.release();
         }
     }
