@@ -336,7 +336,7 @@ where
         if !self.deferred {
             // Let the other requests that are ready run first: their upstream writes then go
             // out back to back, and the upstream, woken by the first, is still awake for the
-            // rest (an experiment; see bench/README.md).
+            // rest (as `proxy::batched` does for client writes; measured in bench/README.md).
             self.deferred = true;
             cx.waker().wake_by_ref();
             return Poll::Pending;

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use super::batched::BatchedWrites;
 use super::gateway::{ConnInfo, Gateway};
 use crate::config::Limits;
 use crate::identity::mtls::device_from_peer_certificates;
@@ -136,7 +137,7 @@ impl Connection {
     ) -> bool {
         let _ = stream.set_nodelay(true);
         match tls {
-            None => self.drive(TokioIo::new(stream)).await,
+            None => self.drive(BatchedWrites::new(TokioIo::new(stream))).await,
             Some(acceptor) => {
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                     Ok(Ok(tls_stream)) => {
@@ -147,7 +148,8 @@ impl Connection {
                             Ok(device) => conn.info.cert_device = device,
                             Err(failure) => conn.info.cert_error = Some(failure),
                         }
-                        conn.drive(TokioIo::new(tls_stream)).await
+                        conn.drive(BatchedWrites::new(TokioIo::new(tls_stream)))
+                            .await
                     }
                     Ok(Err(e)) => {
                         tracing::debug!(peer = %self.info.peer, error = %e, "TLS handshake failed");
