@@ -41,19 +41,30 @@ impl<I: Read + Unpin> Read for BatchedWrites<I> {
     }
 }
 
+impl<I: Write + Unpin> BatchedWrites<I> {
+    /// Runs `write` once this batch had its turn; a write that went out ends the batch.
+    fn write_in_turn(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        write: impl FnOnce(Pin<&mut I>, &mut Context<'_>) -> Poll<std::io::Result<usize>>,
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        std::task::ready!(this.wait_turn(cx));
+        let written = write(Pin::new(&mut this.io), cx);
+        if written.is_ready() {
+            this.waited = false;
+        }
+        written
+    }
+}
+
 impl<I: Write + Unpin> Write for BatchedWrites<I> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        std::task::ready!(this.wait_turn(cx));
-        let written = Pin::new(&mut this.io).poll_write(cx, buf);
-        if written.is_ready() {
-            this.waited = false;
-        }
-        written
+        self.write_in_turn(cx, |io, cx| io.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -61,13 +72,7 @@ impl<I: Write + Unpin> Write for BatchedWrites<I> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        std::task::ready!(this.wait_turn(cx));
-        let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        if written.is_ready() {
-            this.waited = false;
-        }
-        written
+        self.write_in_turn(cx, |io, cx| io.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
