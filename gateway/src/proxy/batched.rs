@@ -8,26 +8,42 @@ use std::task::{Context, Poll};
 
 use hyper::rt::{Read, ReadBufCursor, Write};
 
-/// An I/O stream whose writes are deferred once per batch (see the module doc).
-pub struct BatchedWrites<I> {
-    io: I,
-    /// Set once this batch has waited its turn; cleared when a write went out.
+/// Waiting once behind the other ready tasks: the first poll is `Pending` with the task woken
+/// at once (so it is queued after the others), the next ones `Ready` until `reset`.
+#[derive(Debug, Default)]
+pub struct Turn {
     waited: bool,
 }
 
-impl<I> BatchedWrites<I> {
-    pub fn new(io: I) -> Self {
-        Self { io, waited: false }
-    }
-
-    /// `Pending` once (the task is woken at once, to run after the others), then `Ready`.
-    fn wait_turn(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+impl Turn {
+    pub fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.waited {
             return Poll::Ready(());
         }
         self.waited = true;
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// The next `poll_wait` waits again.
+    pub fn reset(&mut self) {
+        self.waited = false;
+    }
+}
+
+/// An I/O stream whose writes are deferred once per batch (see the module doc).
+pub struct BatchedWrites<I> {
+    io: I,
+    /// Waited once this batch; reset when a write went out.
+    turn: Turn,
+}
+
+impl<I> BatchedWrites<I> {
+    pub fn new(io: I) -> Self {
+        Self {
+            io,
+            turn: Turn::default(),
+        }
     }
 }
 
@@ -49,10 +65,10 @@ impl<I: Write + Unpin> BatchedWrites<I> {
         write: impl FnOnce(Pin<&mut I>, &mut Context<'_>) -> Poll<std::io::Result<usize>>,
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        std::task::ready!(this.wait_turn(cx));
+        std::task::ready!(this.turn.poll_wait(cx));
         let written = write(Pin::new(&mut this.io), cx);
         if written.is_ready() {
-            this.waited = false;
+            this.turn.reset();
         }
         written
     }

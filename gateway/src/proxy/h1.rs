@@ -24,6 +24,8 @@ use http_body::Body;
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
+use super::batched::Turn;
+
 /// At most this many response headers (as hyper).
 const MAX_HEADERS: usize = 100;
 /// A response head larger than this is refused.
@@ -272,7 +274,8 @@ pub struct Exchange<B> {
     conn: Conn,
     head: Vec<u8>,
     head_written: usize,
-    deferred: bool,
+    /// The head waits once behind the other ready requests before it is written.
+    turn: Turn,
     upload: Option<Upload<B>>,
     had_body: bool,
     /// The request body could not be sent completely (the upstream answered or closed first).
@@ -293,7 +296,7 @@ where
             conn,
             head: request.head,
             head_written: 0,
-            deferred: false,
+            turn: Turn::default(),
             had_body: request.body.is_some(),
             upload: request.body,
             upload_failed: false,
@@ -333,14 +336,10 @@ where
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<http::response::Parts, ExchangeError>> {
-        if !self.deferred {
-            // Let the other requests that are ready run first: their upstream writes then go
-            // out back to back, and the upstream, woken by the first, is still awake for the
-            // rest (as `proxy::batched` does for client writes; measured in bench/README.md).
-            self.deferred = true;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
+        // Let the other requests that are ready run first: their upstream writes then go out
+        // back to back, and the upstream, woken by the first, is still awake for the rest (as
+        // `proxy::batched` does for client writes; measured in bench/README.md).
+        ready!(self.turn.poll_wait(cx));
         while self.head_written < self.head.len() {
             let n =
                 ready!(Pin::new(&mut self.conn.io).poll_write(cx, &self.head[self.head_written..]))
@@ -503,8 +502,7 @@ where
     /// the request was sent completely, the upstream keeps the connection open and sent
     /// nothing beyond the response.
     pub fn into_reusable(self) -> Option<Conn> {
-        let done = matches!(self.framing, Framing::Done | Framing::Length(0));
-        (done && self.keep_alive && self.upload.is_none() && !self.upload_failed)
+        (self.is_end_stream() && self.keep_alive && self.upload.is_none() && !self.upload_failed)
             .then_some(self.conn)
             .filter(|c| c.read.is_empty())
     }
