@@ -1,7 +1,6 @@
 //! Builds a 1,000,000-device snapshot and prints the build time and the process's resident
-//! memory, right after the build and once the allocator has returned the build's temporary
-//! buffers (jemalloc's background thread purges freed pages after `dirty_decay_ms`, see
-//! `.cargo/config.toml`; the gateway holds a snapshot far longer than that).
+//! memory, right after the build and 3 s later (the gateway holds a snapshot far longer than
+//! that). It allocates with mimalloc, as the `portcullis` binary does.
 //! `cargo run --release -p portcullis-bench --example snapshot_memory [-- N]`
 
 use std::sync::Arc;
@@ -10,6 +9,9 @@ use std::time::Instant;
 use portcullis::access::PolicySet;
 use portcullis::snapshot::{build_table, Snapshot, SnapshotStore};
 use portcullis_bench::{fleet, rss_kib, rules, NOW};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let n: u64 = std::env::args()

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
-use hyper::body::Incoming;
+
 use ipnet::IpNet;
 
-use super::body::ProxyBody;
+use super::body::{ClientBody, ProxyBody};
 use super::headers::{
     add_forwarded, remove_hop_by_hop, NumberHeader, RequestIds, X_FORWARDED_FOR, X_REQUEST_ID,
 };
@@ -113,7 +113,11 @@ impl Gateway {
     }
 
     /// One request, start to finish. Never fails: every problem becomes a response.
-    pub async fn handle(&self, mut req: Request<Incoming>, conn: &ConnInfo) -> Response<ProxyBody> {
+    pub async fn handle(
+        &self,
+        mut req: Request<ClientBody>,
+        conn: &ConnInfo,
+    ) -> Response<ProxyBody> {
         let request_id = self.ids.for_request(req.headers());
         // Stage "sanitize": identity headers from the client go before anything reads them.
         self.auth
@@ -186,7 +190,7 @@ impl Gateway {
     /// policies let them through. Reads the snapshot once.
     fn decide(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<ClientBody>,
         route: &Route,
         conn: &ConnInfo,
         request_id: &HeaderValue,
@@ -334,7 +338,7 @@ impl Gateway {
     /// Stage "forward": rewrite the request for the upstream, send it, stream the answer back.
     async fn forward(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<ClientBody>,
         route: &Route,
         conn: &ConnInfo,
         request_id: &HeaderValue,
@@ -383,7 +387,7 @@ fn request_host<B>(req: &Request<B>) -> Option<&str> {
 
 /// How many headers a forwarded request may gain: five identity headers, three
 /// `X-Forwarded-*`, `X-Request-Id` and `Host`.
-const ADDED_HEADERS: usize = 10;
+pub(super) const ADDED_HEADERS: usize = 10;
 
 pub static X_USER_ID: HeaderName = HeaderName::from_static("x-portcullis-user-id");
 pub static X_DEVICE_ID: HeaderName = HeaderName::from_static("x-portcullis-device-id");

@@ -27,7 +27,7 @@ use tokio::net::TcpStream;
 use super::batched::Turn;
 
 /// At most this many response headers (as hyper).
-const MAX_HEADERS: usize = 100;
+pub(super) const MAX_HEADERS: usize = 100;
 /// A response head larger than this is refused.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Chunk-size lines and trailers longer than this are refused.
@@ -535,36 +535,58 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<http::response::Parts>, Excha
     } else {
         Version::HTTP_11
     };
-    // Where each name and value sits in the head, so that values can share its bytes.
-    let base = buf.as_ptr() as usize;
-    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
-    let count = resp.headers.len();
-    for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
-        let name = h.name.as_ptr() as usize - base;
-        let value = h.value.as_ptr() as usize - base;
-        // Offsets within a head of at most MAX_HEAD_BYTES (plus one read) fit in u32.
-        *span = (
-            name as u32,
-            h.name.len() as u32,
-            value as u32,
-            h.value.len() as u32,
-        );
-    }
+    let spans = HeaderSpans::of(buf, resp.headers);
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
-    for &(n, nl, v, vl) in &spans[..count] {
-        let (n, nl, v, vl) = (n as usize, nl as usize, v as usize, vl as usize);
-        let name = HeaderName::from_bytes(&head[n..n + nl])
-            .map_err(|_| ExchangeError::Malformed("invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(v..v + vl))
-            .map_err(|_| ExchangeError::Malformed("invalid header value"))?;
-        headers.append(name, value);
-    }
+    let headers = spans
+        .header_map(&head, 0)
+        .map_err(ExchangeError::Malformed)?;
     let (mut parts, ()) = http::Response::new(()).into_parts();
     parts.status = status;
     parts.version = version;
     parts.headers = headers;
     Ok(Some(parts))
+}
+
+/// Where each header's name and value sit in a parsed head, so that once the head is split
+/// off the read buffer the values can share its bytes (no copy per value). Used for the
+/// upstream's response heads here and the client's request heads in `h1_server`.
+pub(super) struct HeaderSpans {
+    spans: [(u32, u32, u32, u32); MAX_HEADERS],
+    count: usize,
+}
+
+impl HeaderSpans {
+    /// The spans of `headers`, parsed by httparse out of `buf`.
+    pub(super) fn of(buf: &[u8], headers: &[httparse::Header<'_>]) -> Self {
+        let base = buf.as_ptr() as usize;
+        let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+        let count = headers.len().min(MAX_HEADERS);
+        for (span, h) in spans.iter_mut().zip(headers) {
+            // Offsets within a head of at most MAX_HEAD_BYTES (plus one read) fit in u32.
+            *span = (
+                (h.name.as_ptr() as usize - base) as u32,
+                h.name.len() as u32,
+                (h.value.as_ptr() as usize - base) as u32,
+                h.value.len() as u32,
+            );
+        }
+        Self { spans, count }
+    }
+
+    /// The headers as a map over `head` (the bytes the spans were taken from), with room
+    /// for `extra` more.
+    pub(super) fn header_map(&self, head: &Bytes, extra: usize) -> Result<HeaderMap, &'static str> {
+        let mut headers = HeaderMap::with_capacity(self.count + extra);
+        for &(n, nl, v, vl) in &self.spans[..self.count] {
+            let (n, nl, v, vl) = (n as usize, nl as usize, v as usize, vl as usize);
+            let name =
+                HeaderName::from_bytes(&head[n..n + nl]).map_err(|_| "invalid header name")?;
+            let value = HeaderValue::from_maybe_shared(head.slice(v..v + vl))
+                .map_err(|_| "invalid header value")?;
+            headers.append(name, value);
+        }
+        Ok(headers)
+    }
 }
 
 /// How the body of a response is delimited (RFC 9112 section 6.3).

@@ -24,11 +24,11 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use super::body::ClientBody;
 use bytes::Bytes;
 use http::uri::Authority;
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use tokio::net::TcpStream;
 
 use super::h1::{BoxError, Conn, Exchange, ExchangeError, Outgoing};
@@ -64,7 +64,7 @@ pub enum SendError {
     },
 }
 
-/// What a request body must be to go through the pool (the gateway sends `Incoming`).
+/// What a request body must be to go through the pool (the gateway sends `ClientBody`).
 pub trait RequestBody:
     Body<Data = Bytes, Error = Self::BodyError> + Send + Unpin + 'static
 {
@@ -80,7 +80,7 @@ where
 }
 
 /// Every upstream's pool, created on first use.
-pub struct Pools<B: RequestBody = Incoming> {
+pub struct Pools<B: RequestBody = ClientBody> {
     settings: PoolSettings,
     hosts: RwLock<Vec<Arc<HostPool<B>>>>,
 }
@@ -117,7 +117,7 @@ struct Idle {
 }
 
 /// The idle connections to one upstream authority.
-pub struct HostPool<B: RequestBody = Incoming> {
+pub struct HostPool<B: RequestBody = ClientBody> {
     authority: Authority,
     /// The socket address when the authority is an IP literal (no resolver on connect).
     addr: Option<SocketAddr>,
@@ -301,7 +301,7 @@ fn is_idempotent(m: &Method) -> bool {
 /// An upstream response body, read from the connection as it is polled. Once it reached its
 /// end and the request body was sent completely, the connection goes back to the pool;
 /// dropped before the end, it drops the connection (the upstream may still be sending).
-pub struct PooledBody<B: RequestBody = Incoming> {
+pub struct PooledBody<B: RequestBody = ClientBody> {
     exchange: Option<Exchange<B>>,
     pool: Arc<HostPool<B>>,
     upgraded: bool,

@@ -11,13 +11,17 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::batched::BatchedWrites;
+use super::body::ClientBody;
 use super::gateway::{ConnInfo, Gateway};
+use super::h1_server::{self, Ending};
+use super::prefixed::Prefixed;
 use crate::config::Limits;
 use crate::identity::mtls::device_from_peer_certificates;
 
@@ -95,6 +99,11 @@ pub async fn serve_listener(
             },
             shutdown: shutdown.clone(),
             idle_timeout: limits.idle_timeout,
+            h1: h1_server::Settings {
+                header_read_timeout: limits.header_read_timeout,
+                idle_timeout: limits.idle_timeout,
+                max_header_bytes: limits.max_header_bytes,
+            },
         };
         let tls = tls.clone();
         let handshake_timeout = limits.tls_handshake_timeout;
@@ -125,6 +134,7 @@ struct Connection {
     info: ConnInfo,
     shutdown: ShutdownRx,
     idle_timeout: Duration,
+    h1: h1_server::Settings,
 }
 
 impl Connection {
@@ -137,7 +147,7 @@ impl Connection {
     ) -> bool {
         let _ = stream.set_nodelay(true);
         match tls {
-            None => self.drive(BatchedWrites::new(TokioIo::new(stream))).await,
+            None => self.serve(stream, true).await,
             Some(acceptor) => {
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                     Ok(Ok(tls_stream)) => {
@@ -148,8 +158,8 @@ impl Connection {
                             Ok(device) => conn.info.cert_device = device,
                             Err(failure) => conn.info.cert_error = Some(failure),
                         }
-                        conn.drive(BatchedWrites::new(TokioIo::new(tls_stream)))
-                            .await
+                        let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                        conn.serve(tls_stream, !h2).await
                     }
                     Ok(Err(e)) => {
                         tracing::debug!(peer = %self.info.peer, error = %e, "TLS handshake failed");
@@ -165,6 +175,29 @@ impl Connection {
         true
     }
 
+    /// Serves HTTP/1.1 requests with `h1_server` while it can (when `http1`), then hands
+    /// the connection to hyper's server (HTTP/2, and the HTTP/1 requests `h1_server` leaves).
+    async fn serve<S>(mut self, mut io: S, http1: bool)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        if !http1 {
+            return self.drive(BatchedWrites::new(TokioIo::new(io))).await;
+        }
+        let ending = h1_server::serve(
+            &mut io,
+            &self.gateway,
+            &self.info,
+            &mut self.shutdown,
+            &self.h1,
+        )
+        .await;
+        if let Ending::HandOff(read) = ending {
+            self.drive(BatchedWrites::new(TokioIo::new(Prefixed::new(read, io))))
+                .await;
+        }
+    }
+
     async fn drive<I>(mut self, io: I)
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -175,13 +208,13 @@ impl Connection {
             let gateway = self.gateway.clone();
             let info = info.clone();
             let activity = activity.clone();
-            service_fn(move |req| {
+            service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let gateway = gateway.clone();
                 let info = info.clone();
                 let activity = activity.clone();
                 async move {
                     activity.begin();
-                    let resp = gateway.handle(req, &info).await;
+                    let resp = gateway.handle(req.map(ClientBody::Streamed), &info).await;
                     activity.end();
                     Ok::<_, Infallible>(resp)
                 }

@@ -8,19 +8,19 @@ use std::time::Duration;
 use http::header::{self, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
-use hyper::body::Incoming;
+
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::body::ProxyBody;
+use super::body::{ClientBody, ProxyBody};
 use super::pool::{PoolSettings, Pools, SendError};
 use super::respond::Refusal;
 use crate::config::{Limits, Upstream};
 
 /// The hyper-util client, used for HTTPS upstreams.
-pub type LegacyClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+pub type LegacyClient = Client<HttpsConnector<HttpConnector>, ClientBody>;
 
 /// What the gateway holds to reach upstreams (the old name, kept for `Gateway::new`).
 pub type UpstreamClient = Upstreams;
@@ -57,7 +57,7 @@ impl Upstreams {
     pub async fn send(
         &self,
         upstream: &Upstream,
-        mut req: Request<Incoming>,
+        mut req: Request<ClientBody>,
     ) -> Result<Response<ProxyBody>, Refusal> {
         // For the log line of a failure (a cheap reference-counted copy).
         let request_id = req.headers().get(&super::headers::X_REQUEST_ID).cloned();
