@@ -191,9 +191,9 @@ enum Parsed {
 /// Takes one request head off the front of `buf` if it is complete and one this loop
 /// serves; leaves `buf` as it was otherwise.
 fn parse(buf: &mut BytesMut, max_header_bytes: usize) -> Parsed {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut slots);
-    let len = match req.parse(buf) {
+    let mut slots = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut slots) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() < max_header_bytes => return Parsed::Partial,
         _ => return Parsed::NotMine,
