@@ -1,6 +1,6 @@
 //! Builds a 1,000,000-device snapshot and prints the build time and the process's resident
 //! memory, right after the build and 3 s later (the gateway holds a snapshot far longer than
-//! that). It allocates with mimalloc, as the `portcullis` binary does.
+//! that).
 //! `cargo run --release -p portcullis-bench --example snapshot_memory [-- N]`
 
 use std::sync::Arc;
@@ -9,9 +9,6 @@ use std::time::Instant;
 use portcullis::access::PolicySet;
 use portcullis::snapshot::{build_table, Snapshot, SnapshotStore};
 use portcullis_bench::{fleet, rss_kib, rules, NOW};
-
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let n: u64 = std::env::args()
