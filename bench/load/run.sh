@@ -19,9 +19,10 @@
 #   PORTCULLIS_THREADS [1] worker threads of each Portcullis (1 = current-thread runtime)
 #   H2_STREAMS concurrent streams per h2 connection [10]; H2_CONNS connection counts for the
 #     h2 targets ["64"] (h2load stalled here at 256 x 10 streams; each run is time-bounded)
-#   CHECKED_HEADERS newline-separated headers wrk sends to the checks-on route (e.g. an
-#     "Authorization: Bearer ..." line); else bench/load/checked-headers.txt if present; else
-#     a token minted with `portcullis token` (demo issuer key) for Alice's compliant laptop
+#   CHECKED_HEADERS newline-separated headers sent to every target, so that all proxies see
+#     the checks-on route's request bytes (e.g. an "Authorization: Bearer ..." line); else
+#     bench/load/checked-headers.txt if present; else a token minted with `portcullis token`
+#     (demo issuer key) for Alice's compliant laptop
 #   RESULTS_DIR [bench/results]  NO_INSTALL=1 to never apt-get  KEEP_TMP=1 to keep logs
 set -euo pipefail
 
@@ -301,9 +302,12 @@ headers_for() { # sets the global array ARGS for target $1 and tool $2 (wrk|h2lo
     local host_hdr="Host"
     [[ "$2" == h2load ]] && host_hdr=":authority"
     case "$(target_args "$1")" in
-        host) ARGS=(-H "$host_hdr: checked.bench.local" "${HDRS[@]}") ;;
+        host) ARGS=(-H "$host_hdr: checked.bench.local") ;;
         pass) ARGS=(-H "$host_hdr: pass.bench.local") ;;
     esac
+    # Every target gets the same request headers (the checks-on route's token included), so
+    # that each proxy reads and forwards the same bytes.
+    ARGS+=("${HDRS[@]}")
 }
 proxy_pid() {
     case "$1" in

@@ -224,6 +224,24 @@ async fn http2_over_tls_with_alpn() {
         .unwrap();
     assert_eq!(resp.version(), reqwest::Version::HTTP_11);
     assert_eq!(resp.status(), 200);
+    // A streamed body of unknown length over TLS (chunked to the client), then another
+    // request on the same kept-alive connection.
+    let resp = c11
+        .get(format!("https://localhost:{port}/download?bytes=3000000"))
+        .header("host", "sharepoint.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_11);
+    assert_eq!(resp.bytes().await.unwrap().len(), 3_000_000);
+    let resp = c11
+        .get(format!("https://localhost:{port}/_api/web/lists"))
+        .header("host", "sharepoint.localhost")
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["received"]["x-forwarded-proto"], "https");
     gw.shutdown().await;
 }
 

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
-
 use ipnet::IpNet;
 
 use super::body::{ClientBody, ProxyBody};

@@ -13,6 +13,11 @@
 //! a per-connection interval, not a timer per request); a head that has started must be
 //! complete within `header_read_timeout`. On shutdown an idle connection closes at once and a
 //! busy one after its response, which then says `connection: close`.
+//!
+//! Unlike hyper's server, the loop does not read while a request is in flight: a client that
+//! hangs up is noticed when its response is written (a streamed body stops at the first
+//! failed write), not while the upstream is still answering. Pipelined requests wait in the
+//! buffer and are answered in order.
 
 use std::future::{poll_fn, Future};
 use std::io;

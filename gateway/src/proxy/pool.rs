@@ -24,13 +24,13 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::body::ClientBody;
 use bytes::Bytes;
 use http::uri::Authority;
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use tokio::net::TcpStream;
 
+use super::body::ClientBody;
 use super::h1::{BoxError, Conn, Exchange, ExchangeError, Outgoing};
 
 /// A connection idle at least this long may have a body-less request sent on it again, if

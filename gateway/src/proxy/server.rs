@@ -98,7 +98,6 @@ pub async fn serve_listener(
                 token_memo: Default::default(),
             },
             shutdown: shutdown.clone(),
-            idle_timeout: limits.idle_timeout,
             h1: h1_server::Settings {
                 header_read_timeout: limits.header_read_timeout,
                 idle_timeout: limits.idle_timeout,
@@ -133,7 +132,6 @@ struct Connection {
     builder: Arc<auto::Builder<TokioExecutor>>,
     info: ConnInfo,
     shutdown: ShutdownRx,
-    idle_timeout: Duration,
     h1: h1_server::Settings,
 }
 
@@ -223,7 +221,8 @@ impl Connection {
         let builder = self.builder.clone();
         let mut conn = pin!(builder.serve_connection_with_upgrades(io, service));
         let mut closing = false;
-        let mut check = tokio::time::interval(self.idle_timeout.max(Duration::from_millis(50)) / 2);
+        let mut check =
+            tokio::time::interval(self.h1.idle_timeout.max(Duration::from_millis(50)) / 2);
         check.tick().await;
         loop {
             tokio::select! {
@@ -238,7 +237,7 @@ impl Connection {
                     conn.as_mut().graceful_shutdown();
                 }
                 _ = check.tick(), if !closing => {
-                    if activity.idle_for() >= self.idle_timeout {
+                    if activity.idle_for() >= self.h1.idle_timeout {
                         closing = true;
                         conn.as_mut().graceful_shutdown();
                     }
