@@ -1,6 +1,7 @@
 //! The gateway's own HTTP/1.1 server loop over raw sockets: pipelined requests, HEAD,
 //! `Connection: close`, the hand-over to hyper for requests it leaves (bodies, HTTP/1.0,
-//! malformed heads) on the same connection, and closing idle connections on shutdown.
+//! malformed heads, HTTP/2's preface) on the same connection, and closing idle connections on
+//! shutdown.
 
 mod common;
 
@@ -229,4 +230,30 @@ async fn shutdown_closes_idle_connections_at_once() {
         started.elapsed()
     );
     assert!(c.closed().await);
+}
+
+#[tokio::test]
+async fn http2_with_prior_knowledge_on_a_plain_listener_reaches_hyper() {
+    let apps = start_apps().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start_gateway(dir.path(), &open_routes(&apps)).await;
+    init_crypto();
+    let c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let resp = c
+        .get(format!(
+            "http://{}/_api/web/lists",
+            gw.addr("public").unwrap()
+        ))
+        .header("host", "sharepoint.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["received"]["x-forwarded-proto"], "http");
+    gw.shutdown().await;
 }

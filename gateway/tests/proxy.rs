@@ -242,6 +242,25 @@ async fn http2_over_tls_with_alpn() {
         .unwrap();
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(v["received"]["x-forwarded-proto"], "https");
+    // A paced stream over TLS: its first bytes arrive long before its end (nothing waits in
+    // the TLS session's buffer for the next write).
+    let started = Instant::now();
+    let mut resp = c11
+        .get(format!(
+            "https://localhost:{port}/download?bytes=1000000&pace_ms=400"
+        ))
+        .header("host", "sharepoint.localhost")
+        .send()
+        .await
+        .unwrap();
+    let first = resp.chunk().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "first bytes after {:?}",
+        started.elapsed()
+    );
+    drop(resp);
     gw.shutdown().await;
 }
 

@@ -376,6 +376,7 @@ where
         } else {
             write_out(io, out, turn).await?;
             io.write_all(&data).await?;
+            io.flush().await?;
         }
         if framing == Framing::Chunked {
             out.extend_from_slice(b"\r\n");
@@ -389,11 +390,12 @@ where
     if framing == Framing::Chunked {
         out.extend_from_slice(b"0\r\n\r\n");
     }
-    write_out(io, out, turn).await?;
-    io.flush().await
+    write_out(io, out, turn).await
 }
 
-/// Writes and empties `out`, after waiting once behind the other ready tasks (see `batched`).
+/// Writes, flushes and empties `out`, after waiting once behind the other ready tasks (see
+/// `batched`). Flushed because `AsyncWrite` may buffer (a TLS stream can hold records in its
+/// session) and a streamed body may have nothing more for a while.
 async fn write_out<S: AsyncWrite + Unpin>(
     io: &mut S,
     out: &mut Vec<u8>,
@@ -406,7 +408,7 @@ async fn write_out<S: AsyncWrite + Unpin>(
     turn.reset();
     io.write_all(out).await?;
     out.clear();
-    Ok(())
+    io.flush().await
 }
 
 fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
