@@ -8,6 +8,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use ipnet::IpNet;
 
+use super::added::{self, AddedHeaders};
 use super::body::{ClientBody, ProxyBody};
 use super::headers::{
     add_forwarded, remove_hop_by_hop, NumberHeader, RequestIds, X_FORWARDED_FOR, X_REQUEST_ID,
@@ -134,14 +135,13 @@ impl Gateway {
                 return render(&refusal, &request_id, html);
             }
         };
-        // Room for the identity and forwarding headers added below, in one grow.
-        req.headers_mut().reserve(ADDED_HEADERS);
+        let mut added = AddedHeaders::new();
         let version = self.version_header.get(admitted.snapshot_version);
-        set_identity_headers(req.headers_mut(), &admitted, &request_id, version);
+        set_identity_headers(&mut added, &admitted, &request_id, version);
         let upgrade = upgrade::requested(&req);
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let resp = match self
-            .forward(req, route, conn, &request_id, upgrade.as_ref())
+            .forward(req, added, route, conn, &request_id, upgrade.as_ref())
             .await
         {
             Ok(mut resp) => {
@@ -338,6 +338,7 @@ impl Gateway {
     async fn forward(
         &self,
         mut req: Request<ClientBody>,
+        mut added: AddedHeaders,
         route: &Route,
         conn: &ConnInfo,
         request_id: &HeaderValue,
@@ -355,21 +356,26 @@ impl Gateway {
         if let Some(u) = upgrade {
             upgrade::restore(headers, u);
         }
-        add_forwarded(headers, conn.peer.ip(), conn.tls, original_host.as_ref());
-        headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+        add_forwarded(
+            headers,
+            &mut added,
+            conn.peer.ip(),
+            conn.tls,
+            original_host.as_ref(),
+        );
+        added.set(&X_REQUEST_ID, request_id.clone());
         match (&route.host_header, original_host) {
-            (Some(fixed), _) => {
-                headers.insert(header::HOST, fixed.clone());
-            }
-            (None, Some(host)) => {
-                headers.insert(header::HOST, host);
-            }
+            (Some(fixed), _) => added.set(&added::HOST, fixed.clone()),
+            (None, Some(host)) => added.set(&added::HOST, host),
             (None, None) => {}
         }
 
         // Sets the upstream URI, applies the response-header timeout, logs failures.
-        let mut resp = self.client.send(&route.upstream, req).await?;
-        remove_hop_by_hop(resp.headers_mut());
+        let mut resp = self.client.send(&route.upstream, req, added).await?;
+        if !matches!(resp.body(), ProxyBody::Pooled(_)) {
+            // The pool's HTTP/1.1 client leaves them out while it parses the head.
+            remove_hop_by_hop(resp.headers_mut());
+        }
         resp.headers_mut()
             .insert(X_REQUEST_ID.clone(), request_id.clone());
         Ok(resp)
@@ -384,10 +390,6 @@ fn request_host<B>(req: &Request<B>) -> Option<&str> {
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
 }
 
-/// How many headers a forwarded request may gain: five identity headers, three
-/// `X-Forwarded-*`, `X-Request-Id` and `Host`.
-pub(super) const ADDED_HEADERS: usize = 10;
-
 pub static X_USER_ID: HeaderName = HeaderName::from_static("x-portcullis-user-id");
 pub static X_DEVICE_ID: HeaderName = HeaderName::from_static("x-portcullis-device-id");
 pub static X_COMPLIANCE: HeaderName = HeaderName::from_static("x-portcullis-compliance-state");
@@ -396,19 +398,19 @@ pub static X_SNAPSHOT: HeaderName = HeaderName::from_static("x-portcullis-snapsh
 
 /// The identity headers the app receives (product brief section 7).
 fn set_identity_headers(
-    headers: &mut HeaderMap,
+    added: &mut AddedHeaders,
     admitted: &Admitted,
     request_id: &HeaderValue,
     snapshot_version: HeaderValue,
 ) {
     // GUIDs are formatted on the stack: one allocation per header (the value's own).
-    let mut put = |name: &HeaderName, guid: u128| {
+    let mut put = |name: &'static HeaderName, guid: u128| {
         let mut buf = uuid::Uuid::encode_buffer();
         let text = uuid::Uuid::from_u128(guid)
             .hyphenated()
             .encode_lower(&mut buf);
         if let Ok(v) = HeaderValue::from_str(text) {
-            headers.insert(name.clone(), v);
+            added.set(name, v);
         }
     };
     if let Some(user) = admitted.user {
@@ -418,9 +420,9 @@ fn set_identity_headers(
         put(&X_DEVICE_ID, device.as_u128());
     }
     let state = admitted.state.map_or("unknown", |s| s.as_str());
-    headers.insert(X_COMPLIANCE.clone(), HeaderValue::from_static(state));
-    headers.insert(X_DECISION_ID.clone(), request_id.clone());
-    headers.insert(X_SNAPSHOT.clone(), snapshot_version);
+    added.set(&X_COMPLIANCE, HeaderValue::from_static(state));
+    added.set(&X_DECISION_ID, request_id.clone());
+    added.set(&X_SNAPSHOT, snapshot_version);
 }
 
 /// The client's address for named locations: the TCP peer, or, when the peer is a trusted

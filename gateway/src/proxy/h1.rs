@@ -24,7 +24,9 @@ use http_body::Body;
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
+use super::added::AddedHeaders;
 use super::batched::Turn;
+use super::headers::{is_fixed_hop_by_hop, remove_hop_by_hop};
 
 /// At most this many response headers (as hyper).
 pub(super) const MAX_HEADERS: usize = 100;
@@ -126,10 +128,16 @@ impl<B: Body<Data = Bytes> + Unpin> Outgoing<B>
 where
     B::Error: Into<BoxError>,
 {
-    /// Encodes `parts` (origin-form URI, headers already rewritten for the upstream). A body
-    /// without `Content-Length` is sent chunked; an empty POST, PUT or PATCH says
-    /// `Content-Length: 0`.
-    pub fn new(parts: &Parts, body: B) -> Self {
+    /// Encodes `parts` (origin-form URI, headers already rewritten for the upstream) with
+    /// `added` in place of the headers of the same names (`Host` first). A body without
+    /// `Content-Length` is sent chunked; an empty POST, PUT or PATCH says `Content-Length: 0`.
+    pub fn new(parts: &Parts, body: B, added: &AddedHeaders) -> Self {
+        fn put(head: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+            head.extend_from_slice(name.as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
         let mut head = Vec::with_capacity(512);
         head.extend_from_slice(parts.method.as_str().as_bytes());
         head.push(b' ');
@@ -140,13 +148,22 @@ where
             target.as_bytes()
         });
         head.extend_from_slice(b" HTTP/1.1\r\n");
-        for (name, value) in &parts.headers {
-            head.extend_from_slice(name.as_str().as_bytes());
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(value.as_bytes());
-            head.extend_from_slice(b"\r\n");
+        if let Some(host) = added.get(&header::HOST) {
+            put(&mut head, &header::HOST, host);
         }
-        let has_length = parts.headers.contains_key(header::CONTENT_LENGTH);
+        let mut has_length = false;
+        for (name, value) in &parts.headers {
+            if added.replaces(name) {
+                continue;
+            }
+            has_length |= name == header::CONTENT_LENGTH;
+            put(&mut head, name, value);
+        }
+        for (name, value) in added.iter() {
+            if name != header::HOST {
+                put(&mut head, name, value);
+            }
+        }
         let body = if body.is_end_stream() {
             let needs_length = matches!(parts.method, Method::POST | Method::PUT | Method::PATCH);
             if needs_length && !has_length {
@@ -352,14 +369,15 @@ where
         let upload_error = self.poll_upload(cx)?;
         loop {
             if !self.conn.read.is_empty() {
-                if let Some(parts) = parse_head(&mut self.conn.read)? {
+                if let Some((parts, hop)) = parse_head(&mut self.conn.read)? {
                     if parts.status.is_informational()
                         && parts.status != StatusCode::SWITCHING_PROTOCOLS
                     {
                         continue;
                     }
-                    self.framing = framing(self.is_head, &parts)?;
-                    self.keep_alive = keeps_alive(&parts) && self.framing != Framing::UntilClose;
+                    self.framing = framing(self.is_head, &parts, &hop)?;
+                    self.keep_alive =
+                        keeps_alive(&parts, &hop) && self.framing != Framing::UntilClose;
                     return Poll::Ready(Ok(parts));
                 }
                 if self.conn.read.len() >= MAX_HEAD_BYTES {
@@ -515,7 +533,11 @@ where
 }
 
 /// Parses a complete response head off the front of `buf`; `None` while it is incomplete.
-fn parse_head(buf: &mut BytesMut) -> Result<Option<http::response::Parts>, ExchangeError> {
+/// The hop-by-hop headers (RFC 9110 section 7.6.1) are left out of the parts' header map; what
+/// they say about the framing and the connection is returned beside it.
+fn parse_head(
+    buf: &mut BytesMut,
+) -> Result<Option<(http::response::Parts, HopByHop)>, ExchangeError> {
     // Left uninitialised: httparse writes the ones it fills (3.2 KiB not zeroed per head).
     let mut slots = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
@@ -540,14 +562,71 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<http::response::Parts>, Excha
     };
     let spans = HeaderSpans::of(buf, resp.headers);
     let head = buf.split_to(len).freeze();
-    let headers = spans
-        .header_map(&head, 0)
+    let mut hop = HopByHop::default();
+    let mut headers = spans
+        .header_map_keeping(&head, |name, value| hop.keep(name, value))
         .map_err(ExchangeError::Malformed)?;
+    if hop.names_others {
+        // `Connection` names end-to-end headers to drop as well (rare): it was kept in the map
+        // for this, and goes now with the headers it names.
+        remove_hop_by_hop(&mut headers);
+    }
     let (mut parts, ()) = http::Response::new(()).into_parts();
     parts.status = status;
     parts.version = version;
     parts.headers = headers;
-    Ok(Some(parts))
+    Ok(Some((parts, hop)))
+}
+
+/// What a response's hop-by-hop headers said, gathered while its header map is built (each
+/// name is then compared once, as the parsed standard header it is, instead of being hashed
+/// and looked up again for the framing, the keep-alive and the removal).
+#[derive(Debug, Default)]
+struct HopByHop {
+    /// The last `Transfer-Encoding` value (only its last coding decides the framing).
+    transfer_encoding: Option<HeaderValue>,
+    /// The first `Content-Length` value and how many there were (the header stays in the map).
+    content_length: Option<HeaderValue>,
+    content_lengths: usize,
+    /// `Connection` tokens seen.
+    close: bool,
+    keep_alive: bool,
+    /// A `Connection` value named other headers: it is kept for `remove_hop_by_hop`.
+    names_others: bool,
+}
+
+impl HopByHop {
+    /// Records `name: value`; whether it belongs in the forwarded header map.
+    fn keep(&mut self, name: &HeaderName, value: &HeaderValue) -> bool {
+        if *name == header::CONTENT_LENGTH {
+            if self.content_length.is_none() {
+                self.content_length = Some(value.clone());
+            }
+            self.content_lengths += 1;
+            return true;
+        }
+        if *name == header::TRANSFER_ENCODING {
+            self.transfer_encoding = Some(value.clone());
+            return false;
+        }
+        if *name == header::CONNECTION {
+            let mut others = false;
+            // A value that is not text is read as `close`, to be safe.
+            for token in value.to_str().unwrap_or("close").split(',') {
+                let token = token.trim();
+                if token.eq_ignore_ascii_case("close") {
+                    self.close = true;
+                } else if token.eq_ignore_ascii_case("keep-alive") {
+                    self.keep_alive = true;
+                } else if !token.is_empty() {
+                    others = true;
+                }
+            }
+            self.names_others |= others;
+            return others;
+        }
+        !is_fixed_hop_by_hop(name)
+    }
 }
 
 /// Where each header's name and value sit in a parsed head, so that once the head is split
@@ -576,24 +655,38 @@ impl HeaderSpans {
         Self { spans, count }
     }
 
-    /// The headers as a map over `head` (the bytes the spans were taken from), with room
-    /// for `extra` more.
-    pub(super) fn header_map(&self, head: &Bytes, extra: usize) -> Result<HeaderMap, &'static str> {
-        let mut headers = HeaderMap::with_capacity(self.count + extra);
+    /// The headers as a map over `head` (the bytes the spans were taken from).
+    pub(super) fn header_map(&self, head: &Bytes) -> Result<HeaderMap, &'static str> {
+        self.header_map_keeping(head, |_, _| true)
+    }
+
+    /// As `header_map`, with only the headers `keep` says yes to.
+    fn header_map_keeping(
+        &self,
+        head: &Bytes,
+        mut keep: impl FnMut(&HeaderName, &HeaderValue) -> bool,
+    ) -> Result<HeaderMap, &'static str> {
+        let mut headers = HeaderMap::with_capacity(self.count);
         for &(n, nl, v, vl) in &self.spans[..self.count] {
             let (n, nl, v, vl) = (n as usize, nl as usize, v as usize, vl as usize);
             let name =
                 HeaderName::from_bytes(&head[n..n + nl]).map_err(|_| "invalid header name")?;
             let value = HeaderValue::from_maybe_shared(head.slice(v..v + vl))
                 .map_err(|_| "invalid header value")?;
-            headers.append(name, value);
+            if keep(&name, &value) {
+                headers.append(name, value);
+            }
         }
         Ok(headers)
     }
 }
 
 /// How the body of a response is delimited (RFC 9112 section 6.3).
-fn framing(is_head: bool, parts: &http::response::Parts) -> Result<Framing, ExchangeError> {
+fn framing(
+    is_head: bool,
+    parts: &http::response::Parts,
+    hop: &HopByHop,
+) -> Result<Framing, ExchangeError> {
     let status = parts.status;
     if is_head
         || status.is_informational()
@@ -602,13 +695,8 @@ fn framing(is_head: bool, parts: &http::response::Parts) -> Result<Framing, Exch
     {
         return Ok(Framing::Done);
     }
-    let mut codings = parts
-        .headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .peekable();
-    if codings.peek().is_some() {
-        let last = codings.last().and_then(|v| v.to_str().ok()).unwrap_or("");
+    if let Some(codings) = &hop.transfer_encoding {
+        let last = codings.to_str().unwrap_or("");
         let chunked = last
             .rsplit(',')
             .next()
@@ -620,7 +708,7 @@ fn framing(is_head: bool, parts: &http::response::Parts) -> Result<Framing, Exch
         });
     }
     let mut length = None;
-    for value in parts.headers.get_all(header::CONTENT_LENGTH) {
+    let mut add = |value: &HeaderValue| -> Result<(), ExchangeError> {
         let text = value
             .to_str()
             .map_err(|_| ExchangeError::Malformed("invalid Content-Length"))?;
@@ -636,25 +724,25 @@ fn framing(is_head: bool, parts: &http::response::Parts) -> Result<Framing, Exch
             }
             length = Some(n);
         }
+        Ok(())
+    };
+    match (&hop.content_length, hop.content_lengths) {
+        (None, _) => {}
+        (Some(only), 1) => add(only)?,
+        _ => {
+            for value in parts.headers.get_all(header::CONTENT_LENGTH) {
+                add(value)?;
+            }
+        }
     }
     Ok(length.map_or(Framing::UntilClose, Framing::Length))
 }
 
 /// Whether the upstream keeps the connection open after this response.
-fn keeps_alive(parts: &http::response::Parts) -> bool {
-    if parts.status == StatusCode::SWITCHING_PROTOCOLS {
-        return false;
-    }
-    let mut close = false;
-    let mut keep_alive = false;
-    for value in parts.headers.get_all(header::CONNECTION) {
-        for token in value.to_str().unwrap_or("close").split(',') {
-            let token = token.trim();
-            close |= token.eq_ignore_ascii_case("close");
-            keep_alive |= token.eq_ignore_ascii_case("keep-alive");
-        }
-    }
-    !close && (parts.version == Version::HTTP_11 || keep_alive)
+fn keeps_alive(parts: &http::response::Parts, hop: &HopByHop) -> bool {
+    parts.status != StatusCode::SWITCHING_PROTOCOLS
+        && !hop.close
+        && (parts.version == Version::HTTP_11 || hop.keep_alive)
 }
 
 /// One step of the chunked decoder over the buffered bytes: the next state and, if any, a
@@ -816,7 +904,7 @@ mod tests {
         ));
     }
 
-    fn head(text: &str) -> Result<Option<http::response::Parts>, ExchangeError> {
+    fn head(text: &str) -> Result<Option<(http::response::Parts, HopByHop)>, ExchangeError> {
         let mut buf = BytesMut::from(text.as_bytes());
         let parsed = parse_head(&mut buf)?;
         if parsed.is_some() {
@@ -827,7 +915,7 @@ mod tests {
 
     #[test]
     fn response_heads_parse_into_shared_header_maps() {
-        let parts =
+        let (parts, hop) =
             head("HTTP/1.1 201 Created\r\nContent-Length: 4\r\nX-A: 1\r\nx-a: 2\r\n\r\nbody")
                 .unwrap()
                 .unwrap();
@@ -835,9 +923,9 @@ mod tests {
         assert_eq!(parts.version, Version::HTTP_11);
         let xa: Vec<_> = parts.headers.get_all("x-a").iter().collect();
         assert_eq!(xa, ["1", "2"]);
-        assert_eq!(framing(false, &parts).unwrap(), Framing::Length(4));
-        assert_eq!(framing(true, &parts).unwrap(), Framing::Done);
-        assert!(keeps_alive(&parts));
+        assert_eq!(framing(false, &parts, &hop).unwrap(), Framing::Length(4));
+        assert_eq!(framing(true, &parts, &hop).unwrap(), Framing::Done);
+        assert!(keeps_alive(&parts, &hop));
         assert!(head("HTTP/1.1 200 OK\r\nContent-Le").unwrap().is_none());
         assert!(matches!(
             head("HTTP/1.1 abc\r\n\r\nbody"),
@@ -848,8 +936,8 @@ mod tests {
     #[test]
     fn framing_and_keep_alive_follow_rfc_9112() {
         let frame = |text: &str| {
-            let parts = head(text).unwrap().unwrap();
-            (framing(false, &parts), keeps_alive(&parts))
+            let (parts, hop) = head(text).unwrap().unwrap();
+            (framing(false, &parts, &hop), keeps_alive(&parts, &hop))
         };
         let (f, k) = frame(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 9\r\n\r\nbody",
@@ -874,6 +962,36 @@ mod tests {
     }
 
     #[test]
+    fn hop_by_hop_headers_stay_out_of_the_forwarded_map() {
+        let (parts, hop) = head(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+             Transfer-Encoding: chunked\r\nTrailer: x-t\r\nProxy-Connection: x\r\n\
+             Upgrade: h2c\r\nX-Kept: 1\r\n\r\nbody",
+        )
+        .unwrap()
+        .unwrap();
+        let names: Vec<_> = parts.headers.keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["x-kept"]);
+        assert_eq!(
+            framing(false, &parts, &hop).unwrap(),
+            Framing::Chunked(Chunk::Size)
+        );
+        assert!(keeps_alive(&parts, &hop));
+        // A `Connection` naming an end-to-end header takes it along, wherever it stands.
+        let (parts, hop) = head(
+            "HTTP/1.1 200 OK\r\nX-Secret: 1\r\nConnection: close, X-Secret\r\n\
+             X-Kept: 1\r\nContent-Length: 4\r\n\r\nbody",
+        )
+        .unwrap()
+        .unwrap();
+        let mut names: Vec<_> = parts.headers.keys().map(|n| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-length", "x-kept"]);
+        assert_eq!(framing(false, &parts, &hop).unwrap(), Framing::Length(4));
+        assert!(!keeps_alive(&parts, &hop));
+    }
+
+    #[test]
     fn request_heads_carry_the_framing_of_their_body() {
         use http_body_util::{Empty, Full};
         let req = |method: Method, headers: &[(&str, &str)]| {
@@ -886,15 +1004,27 @@ mod tests {
         fn text<B>(o: &Outgoing<B>) -> String {
             String::from_utf8(o.head.clone()).unwrap()
         }
-        let get = Outgoing::new(&req(Method::GET, &[("host", "h")]), Empty::<Bytes>::new());
+        let get = Outgoing::new(
+            &req(Method::GET, &[("host", "h")]),
+            Empty::<Bytes>::new(),
+            &AddedHeaders::new(),
+        );
         assert_eq!(text(&get), "GET /a?b=1 HTTP/1.1\r\nhost: h\r\n\r\n");
         assert!(!get.has_body());
-        let post = Outgoing::new(&req(Method::POST, &[]), Empty::<Bytes>::new());
+        let post = Outgoing::new(
+            &req(Method::POST, &[]),
+            Empty::<Bytes>::new(),
+            &AddedHeaders::new(),
+        );
         assert_eq!(
             text(&post),
             "POST /a?b=1 HTTP/1.1\r\ncontent-length: 0\r\n\r\n"
         );
-        let chunked = Outgoing::new(&req(Method::PUT, &[]), Full::new(Bytes::from("x")));
+        let chunked = Outgoing::new(
+            &req(Method::PUT, &[]),
+            Full::new(Bytes::from("x")),
+            &AddedHeaders::new(),
+        );
         assert_eq!(
             text(&chunked),
             "PUT /a?b=1 HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
@@ -902,11 +1032,39 @@ mod tests {
         let sized = Outgoing::new(
             &req(Method::PUT, &[("content-length", "1")]),
             Full::new(Bytes::from("x")),
+            &AddedHeaders::new(),
         );
         assert_eq!(
             text(&sized),
             "PUT /a?b=1 HTTP/1.1\r\ncontent-length: 1\r\n\r\n"
         );
         assert!(sized.has_body());
+        // Added headers take the place of the client's: Host first, the others after.
+        static X_A: HeaderName = HeaderName::from_static("x-a");
+        static X_B: HeaderName = HeaderName::from_static("x-b");
+        let mut added = AddedHeaders::new();
+        added.set(&X_A, HeaderValue::from_static("gateway"));
+        added.remove(&X_B);
+        added.set(
+            &super::super::added::HOST,
+            HeaderValue::from_static("up.test"),
+        );
+        let get = Outgoing::new(
+            &req(
+                Method::GET,
+                &[
+                    ("x-a", "client"),
+                    ("accept", "*/*"),
+                    ("host", "h"),
+                    ("x-b", "client"),
+                ],
+            ),
+            Empty::<Bytes>::new(),
+            &added,
+        );
+        assert_eq!(
+            text(&get),
+            "GET /a?b=1 HTTP/1.1\r\nhost: up.test\r\naccept: */*\r\nx-a: gateway\r\n\r\n"
+        );
     }
 }

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use super::added::AddedHeaders;
+
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -63,6 +65,12 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether `name` is one of the hop-by-hop headers every proxy removes (`Connection` and the
+/// headers it names aside).
+pub fn is_fixed_hop_by_hop(name: &HeaderName) -> bool {
+    FIXED_HOP_BY_HOP.contains(&name)
+}
+
 /// Removes the headers a `Connection` value names (`keep-alive` is in the fixed list).
 fn remove_listed(headers: &mut HeaderMap, listed: &HeaderValue) {
     let Ok(listed) = listed.to_str() else { return };
@@ -74,9 +82,15 @@ fn remove_listed(headers: &mut HeaderMap, listed: &HeaderValue) {
     }
 }
 
-/// Adds `X-Forwarded-For` (appending the peer to what the client sent), and sets
+/// Adds `X-Forwarded-For` (appending the peer to what the client sent in `headers`), and sets
 /// `X-Forwarded-Proto` and `X-Forwarded-Host`.
-pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, tls: bool, host: Option<&HeaderValue>) {
+pub fn add_forwarded(
+    headers: &HeaderMap,
+    added: &mut AddedHeaders,
+    peer: IpAddr,
+    tls: bool,
+    host: Option<&HeaderValue>,
+) {
     let mut buf = [0u8; 48];
     let peer_text = ip_text(peer, &mut buf);
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
@@ -85,20 +99,19 @@ pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, tls: bool, host: Opt
         }
         _ => HeaderValue::from_str(peer_text),
     };
-    if let Ok(v) = xff {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+    match xff {
+        Ok(v) => added.set(&X_FORWARDED_FOR, v),
+        // Not reachable (the prior value was text, the peer is an address); never forward
+        // the client's value unchecked.
+        Err(_) => added.remove(&X_FORWARDED_FOR),
     }
-    headers.insert(
-        X_FORWARDED_PROTO.clone(),
+    added.set(
+        &X_FORWARDED_PROTO,
         HeaderValue::from_static(if tls { "https" } else { "http" }),
     );
     match host {
-        Some(h) => {
-            headers.insert(X_FORWARDED_HOST.clone(), h.clone());
-        }
-        None => {
-            headers.remove(&X_FORWARDED_HOST);
-        }
+        Some(h) => added.set(&X_FORWARDED_HOST, h.clone()),
+        None => added.remove(&X_FORWARDED_HOST),
     }
 }
 
@@ -326,15 +339,25 @@ mod tests {
             ("x-forwarded-for", "10.0.0.1"),
             ("x-forwarded-proto", "https"),
         ]);
+        let mut added = AddedHeaders::new();
         add_forwarded(
-            &mut h,
+            &h,
+            &mut added,
             "127.0.0.2".parse().unwrap(),
             false,
             Some(&HeaderValue::from_static("a.test")),
         );
+        added.apply(&mut h);
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.2");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "a.test");
+        let mut h = map(&[("x-forwarded-host", "spoofed.test")]);
+        let mut added = AddedHeaders::new();
+        add_forwarded(&h, &mut added, "::1".parse().unwrap(), true, None);
+        added.apply(&mut h);
+        assert_eq!(h["x-forwarded-for"], "::1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert!(!h.contains_key("x-forwarded-host"));
     }
 
     #[test]

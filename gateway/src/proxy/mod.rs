@@ -2,6 +2,7 @@
 //! stages (`gateway`), forwarding (`upstream`, `pool`, `h1`, `headers`), and every response the gateway
 //! writes itself (`respond`). It does the I/O; decisions come from the pure core.
 
+pub mod added;
 pub mod batched;
 pub mod body;
 pub mod gateway;

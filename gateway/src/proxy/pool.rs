@@ -30,6 +30,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use tokio::net::TcpStream;
 
+use super::added::AddedHeaders;
 use super::body::ClientBody;
 use super::h1::{BoxError, Conn, Exchange, ExchangeError, Outgoing};
 
@@ -163,8 +164,17 @@ impl<B: RequestBody> HostPool<B> {
         self: &Arc<Self>,
         req: Request<B>,
     ) -> Result<Response<PooledBody<B>>, SendError> {
+        self.send_adding(req, &AddedHeaders::new()).await
+    }
+
+    /// As `send`, with `added` written in place of the request's headers of the same names.
+    pub async fn send_adding(
+        self: &Arc<Self>,
+        req: Request<B>,
+        added: &AddedHeaders,
+    ) -> Result<Response<PooledBody<B>>, SendError> {
         let (parts, body) = req.into_parts();
-        let mut outgoing = Outgoing::new(&parts, body);
+        let mut outgoing = Outgoing::new(&parts, body, added);
         let method = &parts.method;
 
         if let Some((conn, idle_for)) = self.checkout() {

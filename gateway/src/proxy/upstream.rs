@@ -13,6 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::added::{AddedHeaders, HOST};
 use super::body::{ClientBody, ProxyBody};
 use super::pool::{PoolSettings, Pools, SendError};
 use super::respond::Refusal;
@@ -50,16 +51,18 @@ impl Upstreams {
     /// refusal to answer with (502 unreachable / failed, 504 on connect or response-header
     /// timeout; logged here with the upstream URL).
     ///
-    /// `req` is forwarded as it is (headers already rewritten by the caller) except that its
-    /// URI is set for the upstream (origin-form for a plain-HTTP upstream; the upstream's
-    /// scheme and authority for HTTPS), and a missing `Host` becomes the upstream's authority.
+    /// `req` is forwarded with its headers as the caller rewrote them plus `added`, except
+    /// that its URI is set for the upstream (origin-form for a plain-HTTP upstream; the
+    /// upstream's scheme and authority for HTTPS), and a missing `Host` becomes the upstream's
+    /// authority.
     pub async fn send(
         &self,
         upstream: &Upstream,
         mut req: Request<ClientBody>,
+        mut added: AddedHeaders,
     ) -> Result<Response<ProxyBody>, Refusal> {
         // For the log line of a failure (a cheap reference-counted copy).
-        let request_id = req.headers().get(&super::headers::X_REQUEST_ID).cloned();
+        let request_id = added.get(&super::headers::X_REQUEST_ID).cloned();
         let id = || {
             request_id
                 .as_ref()
@@ -67,15 +70,15 @@ impl Upstreams {
                 .unwrap_or("")
                 .to_owned()
         };
-        if !req.headers().contains_key(header::HOST) {
+        if added.get(&HOST).is_none() && !req.headers().contains_key(header::HOST) {
             if let Ok(host) = HeaderValue::from_str(upstream.authority.as_str()) {
-                req.headers_mut().insert(header::HOST, host);
+                added.set(&HOST, host);
             }
         }
         if upstream.scheme == Scheme::HTTP {
             origin_form(req.uri_mut());
             let pool = self.plain.host(&upstream.authority);
-            match tokio::time::timeout(self.response_timeout, pool.send(req)).await {
+            match tokio::time::timeout(self.response_timeout, pool.send_adding(req, &added)).await {
                 Err(_elapsed) => {
                     tracing::warn!(request_id = %id(), upstream = %upstream.url, "upstream response headers timed out");
                     Err(Refusal::UpstreamTimeout)
@@ -95,6 +98,7 @@ impl Upstreams {
                 .build()
                 .map_err(|_| Refusal::UpstreamFailed)?;
             *req.uri_mut() = uri;
+            added.apply(req.headers_mut());
             match tokio::time::timeout(self.response_timeout, self.tls.request(req)).await {
                 Err(_elapsed) => {
                     tracing::warn!(request_id = %id(), upstream = %upstream.url, "upstream response headers timed out");

@@ -1,0 +1,155 @@
+//! The headers the gateway sets on a forwarded request (identity, forwarding, request id,
+//! `Host`), kept beside the client's header map instead of inserted into it. The HTTP/1.1
+//! upstream client (`h1::Outgoing`) writes them with the client's headers, leaving out the
+//! client's headers of the same names, so none of them is hashed into the map; the HTTPS
+//! client (hyper) gets them inserted ([`AddedHeaders::apply`]). Setting a name here has the
+//! meaning of `HeaderMap::insert` (or `remove`) on the forwarded request.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// At most this many: five identity headers, three `X-Forwarded-*`, `X-Request-Id`, `Host`,
+/// and room to spare.
+const CAPACITY: usize = 12;
+
+pub static HOST: HeaderName = header::HOST;
+
+/// The headers a forwarded request gets, in the order they are set; each name at most once.
+pub struct AddedHeaders {
+    /// A name with `None` removes the client's header of that name and adds nothing.
+    entries: [(Option<&'static HeaderName>, Option<HeaderValue>); CAPACITY],
+    len: usize,
+    /// Bit `b % 64` set for the first byte `b` of every name: most client headers are ruled
+    /// out by one test before any name is compared.
+    first_bytes: u64,
+}
+
+impl Default for AddedHeaders {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AddedHeaders {
+    pub const fn new() -> Self {
+        Self {
+            entries: [const { (None, None) }; CAPACITY],
+            len: 0,
+            first_bytes: 0,
+        }
+    }
+
+    /// Sets `name` to `value` (as `HeaderMap::insert`); a name set before is set again.
+    pub fn set(&mut self, name: &'static HeaderName, value: HeaderValue) {
+        self.put(name, Some(value));
+    }
+
+    /// Removes the client's `name` header, if any, and adds none (as `HeaderMap::remove`).
+    pub fn remove(&mut self, name: &'static HeaderName) {
+        self.put(name, None);
+    }
+
+    fn put(&mut self, name: &'static HeaderName, value: Option<HeaderValue>) {
+        if let Some(entry) = self.entries[..self.len]
+            .iter_mut()
+            .find(|(n, _)| *n == Some(name))
+        {
+            entry.1 = value;
+            return;
+        }
+        // Fixed call sites set at most CAPACITY distinct names; more is a programming error,
+        // caught by the tests (never silently dropped in release: the slot is reused).
+        debug_assert!(self.len < CAPACITY, "more than {CAPACITY} added headers");
+        let slot = self.len.min(CAPACITY - 1);
+        self.entries[slot] = (Some(name), value);
+        self.len = (self.len + 1).min(CAPACITY);
+        self.first_bytes |= first_byte_bit(name);
+    }
+
+    /// The value set for `name`, if one was.
+    pub fn get(&self, name: &HeaderName) -> Option<&HeaderValue> {
+        self.entries[..self.len]
+            .iter()
+            .find(|(n, _)| *n == Some(name))
+            .and_then(|(_, v)| v.as_ref())
+    }
+
+    /// Whether a client header named `name` is replaced or removed.
+    pub fn replaces(&self, name: &HeaderName) -> bool {
+        self.first_bytes & first_byte_bit(name) != 0
+            && self.entries[..self.len]
+                .iter()
+                .any(|(n, _)| *n == Some(name))
+    }
+
+    /// The headers to write, in the order set.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static HeaderName, &HeaderValue)> + '_ {
+        self.entries[..self.len]
+            .iter()
+            .filter_map(|(n, v)| Some(((*n)?, v.as_ref()?)))
+    }
+
+    /// Inserts (or removes) each into `headers`, for a client that sends the map as it is.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for (name, value) in &self.entries[..self.len] {
+            let Some(name) = name else { continue };
+            match value {
+                Some(v) => {
+                    headers.insert(*name, v.clone());
+                }
+                None => {
+                    headers.remove(*name);
+                }
+            }
+        }
+    }
+}
+
+fn first_byte_bit(name: &HeaderName) -> u64 {
+    // Names are lowercase; `b % 64` maps the letters and `-` to distinct bits.
+    name.as_str()
+        .as_bytes()
+        .first()
+        .map_or(0, |b| 1u64 << (b % 64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static X_A: HeaderName = HeaderName::from_static("x-a");
+    static X_B: HeaderName = HeaderName::from_static("x-b");
+
+    #[test]
+    fn set_and_remove_mean_insert_and_remove() {
+        let mut added = AddedHeaders::new();
+        added.set(&HOST, HeaderValue::from_static("up.test"));
+        added.set(&X_A, HeaderValue::from_static("1"));
+        added.remove(&X_B);
+        added.set(&X_A, HeaderValue::from_static("2"));
+        assert!(added.replaces(&HeaderName::from_static("x-a")));
+        assert!(added.replaces(&HeaderName::from_static("x-b")));
+        assert!(added.replaces(&header::HOST));
+        assert!(!added.replaces(&header::ACCEPT));
+        assert!(!added.replaces(&HeaderName::from_static("x-c")));
+        assert_eq!(added.get(&X_A).unwrap(), "2");
+        assert!(added.get(&X_B).is_none());
+        let listed: Vec<_> = added.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+        assert_eq!(
+            listed,
+            [
+                ("host", "up.test".parse().unwrap()),
+                ("x-a", "2".parse().unwrap())
+            ]
+        );
+
+        let mut map = HeaderMap::new();
+        map.insert("x-a", HeaderValue::from_static("client"));
+        map.insert("x-b", HeaderValue::from_static("client"));
+        map.insert("accept", HeaderValue::from_static("*/*"));
+        added.apply(&mut map);
+        assert_eq!(map["x-a"], "2");
+        assert!(!map.contains_key("x-b"));
+        assert_eq!(map["host"], "up.test");
+        assert_eq!(map["accept"], "*/*");
+    }
+}
