@@ -13,10 +13,12 @@ const CAPACITY: usize = 12;
 
 pub static HOST: HeaderName = header::HOST;
 
-/// The headers a forwarded request gets, in the order they are set; each name at most once.
+/// The headers a forwarded request gets, in the order they are set. Each name is set at most
+/// once (the call sites are fixed); setting is a push, with no search.
 pub struct AddedHeaders {
-    /// A name with `None` removes the client's header of that name and adds nothing.
-    entries: [(Option<&'static HeaderName>, Option<HeaderValue>); CAPACITY],
+    names: [&'static HeaderName; CAPACITY],
+    /// `None` removes the client's header of that name and adds nothing.
+    values: [Option<HeaderValue>; CAPACITY],
     len: usize,
     /// Bit `b % 64` set for the first byte `b` of every name: most client headers are ruled
     /// out by one test before any name is compared.
@@ -32,66 +34,70 @@ impl Default for AddedHeaders {
 impl AddedHeaders {
     pub const fn new() -> Self {
         Self {
-            entries: [const { (None, None) }; CAPACITY],
+            names: [&HOST; CAPACITY],
+            values: [const { None }; CAPACITY],
             len: 0,
             first_bytes: 0,
         }
     }
 
-    /// Sets `name` to `value` (as `HeaderMap::insert`); a name set before is set again.
+    /// Sets `name` to `value` (as `HeaderMap::insert`).
     pub fn set(&mut self, name: &'static HeaderName, value: HeaderValue) {
-        self.put(name, Some(value));
+        self.push(name, Some(value));
     }
 
     /// Removes the client's `name` header, if any, and adds none (as `HeaderMap::remove`).
     pub fn remove(&mut self, name: &'static HeaderName) {
-        self.put(name, None);
+        self.push(name, None);
     }
 
-    fn put(&mut self, name: &'static HeaderName, value: Option<HeaderValue>) {
-        if let Some(entry) = self.entries[..self.len]
-            .iter_mut()
-            .find(|(n, _)| *n == Some(name))
-        {
-            entry.1 = value;
-            return;
-        }
-        // Fixed call sites set at most CAPACITY distinct names; more is a programming error,
-        // caught by the tests (never silently dropped in release: the slot is reused).
-        debug_assert!(self.len < CAPACITY, "more than {CAPACITY} added headers");
+    fn push(&mut self, name: &'static HeaderName, value: Option<HeaderValue>) {
+        debug_assert!(
+            !self.names[..self.len].contains(&name),
+            "{name} added twice"
+        );
+        // The fixed call sites set at most ten names (tested); should that ever change, the
+        // last slot is set again rather than a header lost silently past the end.
         let slot = self.len.min(CAPACITY - 1);
-        self.entries[slot] = (Some(name), value);
-        self.len = (self.len + 1).min(CAPACITY);
+        debug_assert!(self.len < CAPACITY, "more than {CAPACITY} added headers");
+        self.names[slot] = name;
+        self.values[slot] = value;
+        self.len = slot + 1;
         self.first_bytes |= first_byte_bit(name);
+    }
+
+    /// How many names were set.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// The value set for `name`, if one was.
     pub fn get(&self, name: &HeaderName) -> Option<&HeaderValue> {
-        self.entries[..self.len]
-            .iter()
-            .find(|(n, _)| *n == Some(name))
-            .and_then(|(_, v)| v.as_ref())
+        let i = self.names[..self.len].iter().position(|n| *n == name)?;
+        self.values[i].as_ref()
     }
 
     /// Whether a client header named `name` is replaced or removed.
     pub fn replaces(&self, name: &HeaderName) -> bool {
         self.first_bytes & first_byte_bit(name) != 0
-            && self.entries[..self.len]
-                .iter()
-                .any(|(n, _)| *n == Some(name))
+            && self.names[..self.len].contains(&name)
     }
 
     /// The headers to write, in the order set.
     pub fn iter(&self) -> impl Iterator<Item = (&'static HeaderName, &HeaderValue)> + '_ {
-        self.entries[..self.len]
+        self.names[..self.len]
             .iter()
-            .filter_map(|(n, v)| Some(((*n)?, v.as_ref()?)))
+            .zip(&self.values[..self.len])
+            .filter_map(|(n, v)| Some((*n, v.as_ref()?)))
     }
 
     /// Inserts (or removes) each into `headers`, for a client that sends the map as it is.
     pub fn apply(&self, headers: &mut HeaderMap) {
-        for (name, value) in &self.entries[..self.len] {
-            let Some(name) = name else { continue };
+        for (name, value) in self.names[..self.len].iter().zip(&self.values[..self.len]) {
             match value {
                 Some(v) => {
                     headers.insert(*name, v.clone());
@@ -123,9 +129,8 @@ mod tests {
     fn set_and_remove_mean_insert_and_remove() {
         let mut added = AddedHeaders::new();
         added.set(&HOST, HeaderValue::from_static("up.test"));
-        added.set(&X_A, HeaderValue::from_static("1"));
-        added.remove(&X_B);
         added.set(&X_A, HeaderValue::from_static("2"));
+        added.remove(&X_B);
         assert!(added.replaces(&HeaderName::from_static("x-a")));
         assert!(added.replaces(&HeaderName::from_static("x-b")));
         assert!(added.replaces(&header::HOST));

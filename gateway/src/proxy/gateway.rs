@@ -10,6 +10,7 @@ use ipnet::IpNet;
 
 use super::added::{self, AddedHeaders};
 use super::body::{ClientBody, ProxyBody};
+use super::guid_headers::{GuidHeaders, Slot};
 use super::headers::{
     add_forwarded, remove_hop_by_hop, NumberHeader, RequestIds, X_FORWARDED_FOR, X_REQUEST_ID,
 };
@@ -43,6 +44,8 @@ pub struct ConnInfo {
     pub cert_error: Option<IdentityFailure>,
     /// The connection's last token and its identity (keep-alive clients repeat it).
     pub token_memo: TokenMemo,
+    /// The connection's last user and device GUIDs as header values.
+    pub guid_headers: GuidHeaders,
 }
 
 /// Everything a request needs, shared by all connections.
@@ -137,11 +140,11 @@ impl Gateway {
         };
         let mut added = AddedHeaders::new();
         let version = self.version_header.get(admitted.snapshot_version);
-        set_identity_headers(&mut added, &admitted, &request_id, version);
+        set_identity_headers(&mut added, &admitted, conn, &request_id, version);
         let upgrade = upgrade::requested(&req);
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let resp = match self
-            .forward(req, added, route, conn, &request_id, upgrade.as_ref())
+            .forward(req, &mut added, route, conn, &request_id, upgrade.as_ref())
             .await
         {
             Ok(mut resp) => {
@@ -338,7 +341,7 @@ impl Gateway {
     async fn forward(
         &self,
         mut req: Request<ClientBody>,
-        mut added: AddedHeaders,
+        added: &mut AddedHeaders,
         route: &Route,
         conn: &ConnInfo,
         request_id: &HeaderValue,
@@ -358,7 +361,7 @@ impl Gateway {
         }
         add_forwarded(
             headers,
-            &mut added,
+            added,
             conn.peer.ip(),
             conn.tls,
             original_host.as_ref(),
@@ -400,24 +403,21 @@ pub static X_SNAPSHOT: HeaderName = HeaderName::from_static("x-portcullis-snapsh
 fn set_identity_headers(
     added: &mut AddedHeaders,
     admitted: &Admitted,
+    conn: &ConnInfo,
     request_id: &HeaderValue,
     snapshot_version: HeaderValue,
 ) {
-    // GUIDs are formatted on the stack: one allocation per header (the value's own).
-    let mut put = |name: &'static HeaderName, guid: u128| {
-        let mut buf = uuid::Uuid::encode_buffer();
-        let text = uuid::Uuid::from_u128(guid)
-            .hyphenated()
-            .encode_lower(&mut buf);
-        if let Ok(v) = HeaderValue::from_str(text) {
-            added.set(name, v);
-        }
-    };
     if let Some(user) = admitted.user {
-        put(&X_USER_ID, user.as_u128());
+        added.set(
+            &X_USER_ID,
+            conn.guid_headers.value(Slot::User, user.as_u128()),
+        );
     }
     if let Some(device) = admitted.device {
-        put(&X_DEVICE_ID, device.as_u128());
+        added.set(
+            &X_DEVICE_ID,
+            conn.guid_headers.value(Slot::Device, device.as_u128()),
+        );
     }
     let state = admitted.state.map_or("unknown", |s| s.as_str());
     added.set(&X_COMPLIANCE, HeaderValue::from_static(state));

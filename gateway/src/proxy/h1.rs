@@ -138,7 +138,20 @@ where
             head.extend_from_slice(value.as_bytes());
             head.extend_from_slice(b"\r\n");
         }
-        let mut head = Vec::with_capacity(512);
+        // Sized in one go: a grow would copy the head (a bearer token alone is ~1 KB).
+        let fields: usize = parts
+            .headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len())
+            .sum::<usize>()
+            + added
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len())
+                .sum::<usize>();
+        let lines = parts.headers.len() + added.len() + 4;
+        let mut head = Vec::with_capacity(
+            parts.uri.path_and_query().map_or(1, |pq| pq.as_str().len()) + fields + 4 * lines + 64,
+        );
         head.extend_from_slice(parts.method.as_str().as_bytes());
         head.push(b' ');
         let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());

@@ -6,6 +6,7 @@ pub mod added;
 pub mod batched;
 pub mod body;
 pub mod gateway;
+pub mod guid_headers;
 pub mod h1;
 pub mod h1_server;
 pub mod headers;

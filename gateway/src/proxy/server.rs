@@ -96,6 +96,7 @@ pub async fn serve_listener(
                 cert_device: None,
                 cert_error: None,
                 token_memo: Default::default(),
+                guid_headers: Default::default(),
             },
             shutdown: shutdown.clone(),
             h1: h1_server::Settings {

@@ -59,7 +59,7 @@ impl Upstreams {
         &self,
         upstream: &Upstream,
         mut req: Request<ClientBody>,
-        mut added: AddedHeaders,
+        added: &mut AddedHeaders,
     ) -> Result<Response<ProxyBody>, Refusal> {
         // For the log line of a failure (a cheap reference-counted copy).
         let request_id = added.get(&super::headers::X_REQUEST_ID).cloned();
@@ -78,7 +78,7 @@ impl Upstreams {
         if upstream.scheme == Scheme::HTTP {
             origin_form(req.uri_mut());
             let pool = self.plain.host(&upstream.authority);
-            match tokio::time::timeout(self.response_timeout, pool.send_adding(req, &added)).await {
+            match tokio::time::timeout(self.response_timeout, pool.send_adding(req, added)).await {
                 Err(_elapsed) => {
                     tracing::warn!(request_id = %id(), upstream = %upstream.url, "upstream response headers timed out");
                     Err(Refusal::UpstreamTimeout)
