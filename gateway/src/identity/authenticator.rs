@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use super::cache::IdentityCache;
 use super::claims::Overage;
 use super::directory::Directory;
-use super::extract::find_token;
+use super::extract::{find_token, token_text};
 use super::jwks::{JwksSource, KeySet};
 use super::memo::TokenMemo;
 use super::refresh::{self, RefreshPolicy};
@@ -207,7 +207,11 @@ impl Authenticator {
             ));
         };
         let Some(memo) = memo else {
-            return finish(self.verify_token(token, now)?, source, cert_device);
+            return finish(
+                self.verify_token(token_text(token)?, now)?,
+                source,
+                cert_device,
+            );
         };
         let generation = self.generation.load(Ordering::Acquire);
         let identity = match memo.get(token, generation, now) {
@@ -216,7 +220,7 @@ impl Authenticator {
                 identity
             }
             None => {
-                let identity = self.verify_token(token, now)?;
+                let identity = self.verify_token(token_text(token)?, now)?;
                 memo.set(token, generation, identity.clone());
                 identity
             }

@@ -5,11 +5,14 @@ use http::HeaderMap;
 
 use super::{IdentityFailure, IdentitySource};
 
-/// The token and where it was found, or `None` when the request carries none.
+/// The token's bytes and where it was found, or `None` when the request carries none. The
+/// bytes are not checked here: a token the connection presented before is recognised by them
+/// alone (see `TokenMemo`); a new one is checked to be ASCII by [`token_text`] before it is
+/// verified.
 pub(crate) fn find_token<'a>(
     headers: &'a HeaderMap,
     cookie_name: &str,
-) -> Result<Option<(&'a str, IdentitySource)>, IdentityFailure> {
+) -> Result<Option<(&'a [u8], IdentitySource)>, IdentityFailure> {
     let mut auth = headers.get_all(AUTHORIZATION).iter();
     if let Some(value) = auth.next() {
         if auth.next().is_some() {
@@ -17,18 +20,14 @@ pub(crate) fn find_token<'a>(
                 "more than one Authorization header",
             ));
         }
-        // What `to_str` checks, for a header value (its bytes are never controls other than
-        // tab): all ASCII. `is_ascii` and the UTF-8 check run a word at a time, `to_str` a
-        // byte at a time over a token of ~1 KB.
-        let bytes = value.as_bytes();
-        let text = bytes
-            .is_ascii()
-            .then(|| std::str::from_utf8(bytes).ok())
-            .flatten()
-            .ok_or_else(|| IdentityFailure::invalid("Authorization header is not ASCII"))?;
-        let (scheme, rest) = text.trim().split_once(' ').unwrap_or((text.trim(), ""));
-        if scheme.eq_ignore_ascii_case("bearer") {
-            let token = rest.trim();
+        // A header value holds no control bytes but tab: ASCII whitespace is space or tab.
+        let text = value.as_bytes().trim_ascii();
+        let (scheme, rest) = match text.iter().position(|&b| b == b' ') {
+            Some(i) => (&text[..i], &text[i + 1..]),
+            None => (text, &[][..]),
+        };
+        if scheme.eq_ignore_ascii_case(b"bearer") {
+            let token = rest.trim_ascii();
             if token.is_empty() {
                 return Err(IdentityFailure::invalid("empty bearer token"));
             }
@@ -45,12 +44,20 @@ pub(crate) fn find_token<'a>(
                     if value.is_empty() {
                         return Err(IdentityFailure::invalid("empty session cookie"));
                     }
-                    return Ok(Some((value, IdentitySource::SessionCookie)));
+                    return Ok(Some((value.as_bytes(), IdentitySource::SessionCookie)));
                 }
             }
         }
     }
     Ok(None)
+}
+
+/// A token's text, to verify it: ASCII only (a JWT is base64url and dots).
+pub(crate) fn token_text(token: &[u8]) -> Result<&str, IdentityFailure> {
+    std::str::from_utf8(token)
+        .ok()
+        .filter(|t| t.is_ascii())
+        .ok_or_else(|| IdentityFailure::invalid("the token is not ASCII"))
 }
 
 #[cfg(test)]
@@ -67,11 +74,13 @@ mod tests {
                 map.append(n, v);
             }
         }
-        assert_eq!(
-            find_token(&map, "portcullis_session").map_err(|_| ()),
-            expected,
-            "{headers:?}"
-        );
+        // Found, then taken as text for verification (where a non-ASCII token stops).
+        let found = find_token(&map, "portcullis_session").and_then(|found| {
+            found
+                .map(|(token, source)| token_text(token).map(|t| (t, source)))
+                .transpose()
+        });
+        assert_eq!(found.map_err(|_| ()), expected, "{headers:?}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::clock::UnixMillis;
 
 struct Memo {
     generation: u64,
-    token: Box<str>,
+    token: Box<[u8]>,
     identity: Arc<Identity>,
 }
 
@@ -34,10 +34,10 @@ impl std::fmt::Debug for TokenMemo {
 }
 
 impl TokenMemo {
-    /// The remembered identity for exactly `token`, if still valid at `now` under `generation`.
+    /// The remembered identity for exactly these token bytes, if still valid at `now` under `generation`.
     pub(crate) fn get(
         &self,
-        token: &str,
+        token: &[u8],
         generation: u64,
         now: UnixMillis,
     ) -> Option<Arc<Identity>> {
@@ -54,7 +54,7 @@ impl TokenMemo {
         }
     }
 
-    pub(crate) fn set(&self, token: &str, generation: u64, identity: Arc<Identity>) {
+    pub(crate) fn set(&self, token: &[u8], generation: u64, identity: Arc<Identity>) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Memo {
             generation,
             token: token.into(),
@@ -74,23 +74,23 @@ mod tests {
     #[test]
     fn serves_only_the_same_token_in_time_and_generation() {
         let memo = TokenMemo::default();
-        assert!(memo.get("a.b.c", 0, UnixMillis(0)).is_none());
-        memo.set("a.b.c", 3, identity(1_000));
-        assert!(memo.get("a.b.c", 3, UnixMillis(1_000)).is_some());
+        assert!(memo.get(b"a.b.c", 0, UnixMillis(0)).is_none());
+        memo.set(b"a.b.c", 3, identity(1_000));
+        assert!(memo.get(b"a.b.c", 3, UnixMillis(1_000)).is_some());
         assert!(
-            memo.get("a.b.d", 3, UnixMillis(10)).is_none(),
+            memo.get(b"a.b.d", 3, UnixMillis(10)).is_none(),
             "other token"
         );
         assert!(
-            memo.get("a.b.c", 3, UnixMillis(1_001)).is_none(),
+            memo.get(b"a.b.c", 3, UnixMillis(1_001)).is_none(),
             "past exp"
         );
         assert!(
-            memo.get("a.b.c", 4, UnixMillis(10)).is_none(),
+            memo.get(b"a.b.c", 4, UnixMillis(10)).is_none(),
             "keys changed"
         );
         assert!(
-            memo.clone().get("a.b.c", 3, UnixMillis(10)).is_none(),
+            memo.clone().get(b"a.b.c", 3, UnixMillis(10)).is_none(),
             "clones start empty"
         );
     }

@@ -83,8 +83,7 @@ impl AddedHeaders {
 
     /// Whether a client header named `name` is replaced or removed.
     pub fn replaces(&self, name: &HeaderName) -> bool {
-        self.first_bytes & first_byte_bit(name) != 0
-            && self.names[..self.len].contains(&name)
+        self.first_bytes & first_byte_bit(name) != 0 && self.names[..self.len].contains(&name)
     }
 
     /// The headers to write, in the order set.

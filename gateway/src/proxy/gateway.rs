@@ -14,14 +14,13 @@ use super::guid_headers::{GuidHeaders, Slot};
 use super::headers::{
     add_forwarded, remove_hop_by_hop, NumberHeader, RequestIds, X_FORWARDED_FOR, X_REQUEST_ID,
 };
+use super::policy_counters::PolicyCounters;
 use super::respond::{render, wants_html, Refusal};
 use super::revocable::{fail_closed_if_stale, request_facts, Grant, Revocable};
 use super::route::{Route, RouteTable};
 use super::upgrade;
 use super::upstream::UpstreamClient;
-use crate::access::{
-    self, platform_from_user_agent, ClientAppType, Decision, DecisionLogEntry, LogContext,
-};
+use crate::access::{self, platform_from_user_agent, ClientAppType, DecisionLogEntry, LogContext};
 use crate::clock::UnixMillis;
 use crate::config::Limits;
 use crate::decision_log::DecisionLog;
@@ -57,6 +56,7 @@ pub struct Gateway {
     version_header: NumberHeader,
     metrics: Arc<Metrics>,
     unrouted: prometheus::IntCounter,
+    policy_counters: PolicyCounters,
     store: Arc<SnapshotStore>,
     auth: Arc<Authenticator>,
     log: Arc<DecisionLog>,
@@ -95,6 +95,7 @@ impl Gateway {
             ids: RequestIds::new(),
             version_header: NumberHeader::new(),
             unrouted: parts.metrics.unrouted(),
+            policy_counters: PolicyCounters::new(parts.metrics.policy_results.clone()),
             metrics: parts.metrics,
             store: parts.store,
             auth: parts.auth,
@@ -251,7 +252,7 @@ impl Gateway {
             decision.reason = ReasonCode::TokenMissing;
         }
         route.metrics.decision(decision.is_allow(), decision.reason);
-        self.record_policy_results(&snapshot.access, &decision);
+        self.policy_counters.record(&snapshot.access, &decision);
         if !decision.is_allow() || self.log.sample_allow() {
             let id = request_id.to_str().unwrap_or("");
             let entry = DecisionLogEntry::new(
@@ -298,18 +299,6 @@ impl Gateway {
             });
         }
         Err(Refusal::Denied(decision.reason))
-    }
-
-    /// Counts each applied policy's result (report-only included) for this request.
-    fn record_policy_results(&self, set: &access::PolicySet, decision: &Decision) {
-        for i in decision.applied.iter() {
-            if let Some(p) = set.policies().get(i) {
-                self.metrics
-                    .policy_results
-                    .with_label_values(&[&*p.id, decision.result(set, i).as_str()])
-                    .inc();
-            }
-        }
     }
 
     fn log_identity_failure(

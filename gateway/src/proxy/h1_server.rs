@@ -85,6 +85,9 @@ where
     check.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let (mut idle_ticks, mut served, mut served_at_tick) = (0u32, 0u64, 0u64);
     let mut head_deadline: Option<Pin<Box<Sleep>>> = None;
+    // Asked once per request, while the request's answer is written: one atomic load, where
+    // polling `stop` would lock and re-register its waiter every time.
+    let probe = shutdown.clone();
     let mut stop = pin!(shutdown.changed());
     let mut stopping = false;
     loop {
@@ -96,8 +99,8 @@ where
                     let is_head = req.method() == Method::HEAD;
                     let resp = gateway.handle(req, info).await;
                     if !stopping {
-                        stopping =
-                            poll_fn(|cx| Poll::Ready(stop.as_mut().poll(cx).is_ready())).await;
+                        // A closed channel means the gateway is going away, as a signal does.
+                        stopping = probe.has_changed().unwrap_or(true);
                     }
                     let keep_alive = !client_closes && !stopping;
                     let ends = Ends {
@@ -127,13 +130,15 @@ where
             buf.reserve(READ_SIZE);
         }
         let event = poll_fn(|cx| {
-            if !stopping && stop.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Event::Shutdown);
-            }
             match tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, &mut buf) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Event::Gone),
                 Poll::Ready(Ok(_)) => return Poll::Ready(Event::Read),
                 Poll::Pending => {}
+            }
+            // Only when the connection waits: a busy one learns of a shutdown from `probe`
+            // after its next request, and closes after answering it.
+            if !stopping && stop.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Shutdown);
             }
             if let Some(deadline) = head_deadline.as_mut() {
                 if deadline.as_mut().poll(cx).is_ready() {

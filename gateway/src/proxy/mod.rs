@@ -10,6 +10,7 @@ pub mod guid_headers;
 pub mod h1;
 pub mod h1_server;
 pub mod headers;
+pub mod policy_counters;
 pub mod pool;
 pub mod prefixed;
 pub mod respond;
