@@ -16,6 +16,7 @@ use super::headers::{
 };
 use super::policy_counters::PolicyCounters;
 use super::respond::{render, wants_html, Refusal};
+use super::response_timer::ResponseTimer;
 use super::revocable::{fail_closed_if_stale, request_facts, Grant, Revocable};
 use super::route::{Route, RouteTable};
 use super::upgrade;
@@ -45,6 +46,8 @@ pub struct ConnInfo {
     pub token_memo: TokenMemo,
     /// The connection's last user and device GUIDs as header values.
     pub guid_headers: GuidHeaders,
+    /// The connection's upstream response-header deadline, moved forward by each request.
+    pub response_timer: ResponseTimer,
 }
 
 /// Everything a request needs, shared by all connections.
@@ -363,7 +366,10 @@ impl Gateway {
         }
 
         // Sets the upstream URI, applies the response-header timeout, logs failures.
-        let mut resp = self.client.send(&route.upstream, req, added).await?;
+        let mut resp = self
+            .client
+            .send(&route.upstream, req, added, &conn.response_timer)
+            .await?;
         if !matches!(resp.body(), ProxyBody::Pooled(_)) {
             // The pool's HTTP/1.1 client leaves them out while it parses the head.
             remove_hop_by_hop(resp.headers_mut());

@@ -14,6 +14,7 @@ pub mod policy_counters;
 pub mod pool;
 pub mod prefixed;
 pub mod respond;
+pub mod response_timer;
 pub mod revocable;
 pub mod route;
 pub mod run;

@@ -97,6 +97,7 @@ pub async fn serve_listener(
                 cert_error: None,
                 token_memo: Default::default(),
                 guid_headers: Default::default(),
+                response_timer: Default::default(),
             },
             shutdown: shutdown.clone(),
             h1: h1_server::Settings {

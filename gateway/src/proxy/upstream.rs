@@ -17,6 +17,7 @@ use super::added::{AddedHeaders, HOST};
 use super::body::{ClientBody, ProxyBody};
 use super::pool::{PoolSettings, Pools, SendError};
 use super::respond::Refusal;
+use super::response_timer::{ResponseTimer, TimedOut};
 use crate::config::{Limits, Upstream};
 
 /// The hyper-util client, used for HTTPS upstreams.
@@ -60,6 +61,7 @@ impl Upstreams {
         upstream: &Upstream,
         mut req: Request<ClientBody>,
         added: &mut AddedHeaders,
+        timer: &ResponseTimer,
     ) -> Result<Response<ProxyBody>, Refusal> {
         // For the log line of a failure (a cheap reference-counted copy).
         let request_id = added.get(&super::headers::X_REQUEST_ID).cloned();
@@ -78,8 +80,11 @@ impl Upstreams {
         if upstream.scheme == Scheme::HTTP {
             origin_form(req.uri_mut());
             let pool = self.plain.host(&upstream.authority);
-            match tokio::time::timeout(self.response_timeout, pool.send_adding(req, added)).await {
-                Err(_elapsed) => {
+            match timer
+                .run(self.response_timeout, pool.send_adding(req, added))
+                .await
+            {
+                Err(TimedOut) => {
                     tracing::warn!(request_id = %id(), upstream = %upstream.url, "upstream response headers timed out");
                     Err(Refusal::UpstreamTimeout)
                 }
@@ -99,8 +104,11 @@ impl Upstreams {
                 .map_err(|_| Refusal::UpstreamFailed)?;
             *req.uri_mut() = uri;
             added.apply(req.headers_mut());
-            match tokio::time::timeout(self.response_timeout, self.tls.request(req)).await {
-                Err(_elapsed) => {
+            match timer
+                .run(self.response_timeout, self.tls.request(req))
+                .await
+            {
+                Err(TimedOut) => {
                     tracing::warn!(request_id = %id(), upstream = %upstream.url, "upstream response headers timed out");
                     Err(Refusal::UpstreamTimeout)
                 }
