@@ -20,6 +20,7 @@ pub mod identity;
 pub mod ids;
 pub mod metrics;
 pub mod model;
+pub mod per_connection;
 pub mod proxy;
 pub mod pull;
 pub mod reason;

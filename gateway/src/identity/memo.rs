@@ -5,10 +5,11 @@
 //! `exp`, and only while the key set it was verified under is current (a JWKS change that drops
 //! a key bumps the authenticator's generation, which empties every memo).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::Identity;
 use crate::clock::UnixMillis;
+use crate::per_connection::PerConnection;
 
 struct Memo {
     generation: u64,
@@ -16,22 +17,9 @@ struct Memo {
     identity: Arc<Identity>,
 }
 
-/// One per connection (see `proxy::ConnInfo`).
-#[derive(Default)]
-pub struct TokenMemo(Mutex<Option<Memo>>);
-
-impl Clone for TokenMemo {
-    /// A clone starts empty: a memo belongs to one connection.
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-impl std::fmt::Debug for TokenMemo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenMemo")
-    }
-}
+/// One per connection (see `proxy::ConnInfo`); a clone starts empty.
+#[derive(Default, Clone, Debug)]
+pub struct TokenMemo(PerConnection<Option<Memo>>);
 
 impl TokenMemo {
     /// The remembered identity for exactly these token bytes, if still valid at `now` under `generation`.
@@ -41,7 +29,7 @@ impl TokenMemo {
         generation: u64,
         now: UnixMillis,
     ) -> Option<Arc<Identity>> {
-        let memo = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let memo = self.0.lock();
         match &*memo {
             Some(m)
                 if m.generation == generation
@@ -55,7 +43,7 @@ impl TokenMemo {
     }
 
     pub(crate) fn set(&self, token: &[u8], generation: u64, identity: Arc<Identity>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Memo {
+        *self.0.lock() = Some(Memo {
             generation,
             token: token.into(),
             identity,

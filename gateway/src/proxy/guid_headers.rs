@@ -2,9 +2,9 @@
 //! client repeats the same token on every request, so each GUID is formatted once per
 //! connection instead of once per request.
 
-use std::sync::Mutex;
-
 use http::HeaderValue;
+
+use crate::per_connection::PerConnection;
 
 /// Which GUID a value is for.
 #[derive(Debug, Clone, Copy)]
@@ -13,28 +13,15 @@ pub enum Slot {
     Device = 1,
 }
 
-/// One per connection (see `ConnInfo`).
-#[derive(Default)]
-pub struct GuidHeaders(Mutex<[Option<(u128, HeaderValue)>; 2]>);
-
-impl Clone for GuidHeaders {
-    /// A clone starts empty: the values belong to one connection.
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-impl std::fmt::Debug for GuidHeaders {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GuidHeaders")
-    }
-}
+/// One per connection (see `ConnInfo`); a clone starts empty.
+#[derive(Default, Clone, Debug)]
+pub struct GuidHeaders(PerConnection<[Option<(u128, HeaderValue)>; 2]>);
 
 impl GuidHeaders {
     /// `guid` as a lowercase hyphenated header value (a reference-counted copy when it is the
     /// same GUID as last time in `slot`).
     pub fn value(&self, slot: Slot, guid: u128) -> HeaderValue {
-        let mut memo = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut memo = self.0.lock();
         let last = &mut memo[slot as usize];
         match last {
             Some((g, v)) if *g == guid => v.clone(),

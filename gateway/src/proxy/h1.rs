@@ -1,8 +1,9 @@
 //! The HTTP/1.1 client side of a plain-HTTP upstream connection, driven by the task of the
 //! request that uses it: no connection task, no channels between tasks. The request head is
-//! written from the forwarded `HeaderMap` in one write, the response head is parsed with
-//! `httparse` into a `HeaderMap` whose values share the read buffer, and the response body is
-//! read straight from the socket when the server side polls it.
+//! written from the forwarded `HeaderMap` and the gateway's own headers (`proxy::added`) in
+//! one write, the response head is parsed with `httparse` into a `HeaderMap` whose values share
+//! the read buffer (hop-by-hop headers left out), and the response body is read straight from
+//! the socket when the server side polls it.
 //!
 //! What it does (RFC 9112): request bodies are sent with their `Content-Length`, or chunked;
 //! the request body keeps going out while the response is read (an upstream may answer
@@ -143,7 +144,7 @@ where
             head.extend_from_slice(value.as_bytes());
             head.extend_from_slice(b"\r\n");
         }
-        // Sized in one go: a grow would copy the head (a bearer token alone is ~1 KB).
+        // Sized in one go: a grow would copy the head (a bearer token alone is ~700 bytes).
         let fields: usize = parts
             .headers
             .iter()

@@ -7,38 +7,26 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
-use std::sync::Mutex;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
+use crate::per_connection::PerConnection;
+
 /// The deadline passed before the future finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimedOut;
 
-/// One per connection (see `ConnInfo`).
-#[derive(Default)]
-pub struct ResponseTimer(Mutex<Option<Pin<Box<Sleep>>>>);
-
-impl Clone for ResponseTimer {
-    /// A clone starts without a timer: it belongs to one connection.
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-impl std::fmt::Debug for ResponseTimer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ResponseTimer")
-    }
-}
+/// One per connection (see `ConnInfo`); a clone starts without a timer.
+#[derive(Default, Clone, Debug)]
+pub struct ResponseTimer(PerConnection<Option<Pin<Box<Sleep>>>>);
 
 impl ResponseTimer {
     /// `fut`'s output, or `TimedOut` if it takes longer than `limit`.
     pub async fn run<F: Future>(&self, limit: Duration, fut: F) -> Result<F::Output, TimedOut> {
         let deadline = Instant::now() + limit;
-        let taken = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let taken = self.0.lock().take();
         let mut sleep = match taken {
             Some(mut sleep) => {
                 sleep.as_mut().reset(deadline);
@@ -66,7 +54,7 @@ impl ResponseTimer {
         })
         .await;
         // Back for the connection's next request (dropped instead if this one was dropped).
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(sleep);
+        *self.0.lock() = Some(sleep);
         result
     }
 }
