@@ -22,7 +22,8 @@ struct Memo {
 pub struct TokenMemo(PerConnection<Option<Memo>>);
 
 impl TokenMemo {
-    /// The remembered identity for exactly these token bytes, if still valid at `now` under `generation`.
+    /// The remembered identity for exactly these token bytes, if still valid at `now` under
+    /// `generation`.
     pub(crate) fn get(
         &self,
         token: &[u8],
