@@ -21,7 +21,7 @@ pub struct AddedHeaders {
     values: [Option<HeaderValue>; CAPACITY],
     len: usize,
     /// Bit `b % 64` set for the first byte `b` of every name: most client headers are ruled
-    /// out by one test before any name is compared.
+    /// out by one test before any name is compared (a shared bit only costs a comparison).
     first_bytes: u64,
 }
 
@@ -56,10 +56,11 @@ impl AddedHeaders {
             !self.names[..self.len].contains(&name),
             "{name} added twice"
         );
-        // The fixed call sites set at most ten names (tested); should that ever change, the
-        // last slot is set again rather than a header lost silently past the end.
-        let slot = self.len.min(CAPACITY - 1);
+        // The fixed call sites set at most ten names, so the array never fills; were that to
+        // change, debug builds (the tests) stop here, and release builds set the last slot
+        // again rather than index past the end.
         debug_assert!(self.len < CAPACITY, "more than {CAPACITY} added headers");
+        let slot = self.len.min(CAPACITY - 1);
         self.names[slot] = name;
         self.values[slot] = value;
         self.len = slot + 1;
@@ -110,7 +111,8 @@ impl AddedHeaders {
 }
 
 fn first_byte_bit(name: &HeaderName) -> u64 {
-    // Names are lowercase; `b % 64` maps the letters and `-` to distinct bits.
+    // Names are lowercase: `b % 64` gives each letter its own bit (digits and `-` may share
+    // one with a letter; the filter then lets a name through to the comparison).
     name.as_str()
         .as_bytes()
         .first()
