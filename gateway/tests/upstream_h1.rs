@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request};
 use http_body_util::{BodyExt, Either, Empty, Full, StreamBody};
+use portcullis::proxy::added::{AddedHeaders, HOST};
 use portcullis::proxy::pool::{HostPool, PoolSettings, SendError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -158,6 +160,32 @@ async fn chunked_responses_are_decoded_and_their_connection_reused() {
     assert!(
         first.starts_with("GET /path?q=1 HTTP/1.1\r\nhost: up.test\r\n"),
         "{first}"
+    );
+}
+
+#[tokio::test]
+async fn added_headers_replace_the_clients_and_are_used_up_by_the_send() {
+    static X_A: HeaderName = HeaderName::from_static("x-a");
+    static X_GONE: HeaderName = HeaderName::from_static("x-gone");
+    let up = upstream(|_| (b"HTTP/1.1 204 No Content\r\n\r\n", false)).await;
+    let p = pool(&up);
+    let mut req = get();
+    req.headers_mut()
+        .insert("x-a", HeaderValue::from_static("client"));
+    req.headers_mut()
+        .insert("x-gone", HeaderValue::from_static("client"));
+    let mut added = AddedHeaders::new();
+    added.set(&X_A, HeaderValue::from_static("gateway"));
+    added.remove(&X_GONE);
+    added.set(&HOST, HeaderValue::from_static("app.test"));
+    let resp = p.send_adding(req, &mut added).await.unwrap();
+    assert_eq!(resp.status(), 204);
+    // Written into the head and dropped before the upstream answered.
+    assert!(added.is_empty());
+    let head = up.requests.lock().unwrap()[0].clone();
+    assert_eq!(
+        head,
+        "GET /path?q=1 HTTP/1.1\r\nhost: app.test\r\nx-a: gateway\r\n\r\n"
     );
 }
 

@@ -5,6 +5,7 @@
 //! client (hyper) gets them inserted ([`AddedHeaders::apply`]). Setting a name here has the
 //! meaning of `HeaderMap::insert` (or `remove`) on the forwarded request.
 
+use arrayvec::ArrayVec;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// At most this many: five identity headers, three `X-Forwarded-*`, `X-Request-Id`, `Host`,
@@ -15,11 +16,13 @@ pub static HOST: HeaderName = header::HOST;
 
 /// The headers a forwarded request gets, in the order they are set. Each name is set at most
 /// once (the call sites are fixed); setting is a push, with no search.
+///
+/// Only the slots in use are ever written or dropped: the value lives in the request's
+/// future, which at hundreds of connections is out of cache by the time the upstream answers,
+/// so the upstream client [`clear`](Self::clear)s it once the head is written.
 pub struct AddedHeaders {
-    names: [&'static HeaderName; CAPACITY],
     /// `None` removes the client's header of that name and adds nothing.
-    values: [Option<HeaderValue>; CAPACITY],
-    len: usize,
+    entries: ArrayVec<(&'static HeaderName, Option<HeaderValue>), CAPACITY>,
     /// Bit `b % 64` set for the first byte `b` of every name: most client headers are ruled
     /// out by one test before any name is compared (a shared bit only costs a comparison).
     first_bytes: u64,
@@ -34,9 +37,7 @@ impl Default for AddedHeaders {
 impl AddedHeaders {
     pub const fn new() -> Self {
         Self {
-            names: [&HOST; CAPACITY],
-            values: [const { None }; CAPACITY],
-            len: 0,
+            entries: ArrayVec::new_const(),
             first_bytes: 0,
         }
     }
@@ -52,52 +53,61 @@ impl AddedHeaders {
     }
 
     fn push(&mut self, name: &'static HeaderName, value: Option<HeaderValue>) {
-        debug_assert!(
-            !self.names[..self.len].contains(&name),
-            "{name} added twice"
-        );
+        debug_assert!(!self.names().any(|n| n == name), "{name} added twice");
         // The fixed call sites set at most ten names, so the array never fills; were that to
         // change, debug builds (the tests) stop here, and release builds set the last slot
         // again rather than index past the end.
-        debug_assert!(self.len < CAPACITY, "more than {CAPACITY} added headers");
-        let slot = self.len.min(CAPACITY - 1);
-        self.names[slot] = name;
-        self.values[slot] = value;
-        self.len = slot + 1;
+        debug_assert!(
+            !self.entries.is_full(),
+            "more than {CAPACITY} added headers"
+        );
+        if self.entries.is_full() {
+            self.entries.pop();
+        }
+        self.entries.push((name, value));
         self.first_bytes |= first_byte_bit(name);
+    }
+
+    fn names(&self) -> impl Iterator<Item = &'static HeaderName> + '_ {
+        self.entries.iter().map(|(n, _)| *n)
     }
 
     /// How many names were set.
     pub fn len(&self) -> usize {
-        self.len
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.entries.is_empty()
+    }
+
+    /// Forgets every name, dropping the values.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.first_bytes = 0;
     }
 
     /// The value set for `name`, if one was.
     pub fn get(&self, name: &HeaderName) -> Option<&HeaderValue> {
-        let i = self.names[..self.len].iter().position(|n| *n == name)?;
-        self.values[i].as_ref()
+        let (_, value) = self.entries.iter().find(|(n, _)| *n == name)?;
+        value.as_ref()
     }
 
     /// Whether a client header named `name` is replaced or removed.
     pub fn replaces(&self, name: &HeaderName) -> bool {
-        self.first_bytes & first_byte_bit(name) != 0 && self.names[..self.len].contains(&name)
+        self.first_bytes & first_byte_bit(name) != 0 && self.names().any(|n| n == name)
     }
 
     /// The headers to write, in the order set.
     pub fn iter(&self) -> impl Iterator<Item = (&'static HeaderName, &HeaderValue)> + '_ {
-        self.names[..self.len]
+        self.entries
             .iter()
-            .zip(&self.values[..self.len])
             .filter_map(|(n, v)| Some((*n, v.as_ref()?)))
     }
 
     /// Inserts (or removes) each into `headers`, for a client that sends the map as it is.
     pub fn apply(&self, headers: &mut HeaderMap) {
-        for (name, value) in self.names[..self.len].iter().zip(&self.values[..self.len]) {
+        for (name, value) in &self.entries {
             match value {
                 Some(v) => {
                     headers.insert(*name, v.clone());
@@ -157,5 +167,10 @@ mod tests {
         assert!(!map.contains_key("x-b"));
         assert_eq!(map["host"], "up.test");
         assert_eq!(map["accept"], "*/*");
+
+        added.clear();
+        assert!(added.is_empty() && added.get(&X_A).is_none());
+        assert!(!added.replaces(&HeaderName::from_static("x-a")));
+        assert_eq!(added.iter().count(), 0);
     }
 }

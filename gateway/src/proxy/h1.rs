@@ -17,6 +17,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
 
+use arrayvec::ArrayVec;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
@@ -652,26 +653,28 @@ impl HopByHop {
 /// off the read buffer the values can share its bytes (no copy per value). Used for the
 /// upstream's response heads here and the client's request heads in `h1_server`.
 pub(super) struct HeaderSpans {
-    spans: [(u32, u32, u32, u32); MAX_HEADERS],
-    count: usize,
+    /// (name offset, name length, value offset, value length) per header, in order.
+    spans: ArrayVec<(u32, u32, u32, u32), MAX_HEADERS>,
 }
 
 impl HeaderSpans {
-    /// The spans of `headers`, parsed by httparse out of `buf`.
+    /// The spans of `headers`, parsed by httparse out of `buf`. Inlined so that the 1.6 KB
+    /// value is built where the caller keeps it, not copied there; only the spans in use are
+    /// written.
+    #[inline(always)]
     pub(super) fn of(buf: &[u8], headers: &[httparse::Header<'_>]) -> Self {
         let base = buf.as_ptr() as usize;
-        let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
-        let count = headers.len().min(MAX_HEADERS);
-        for (span, h) in spans.iter_mut().zip(headers) {
+        let mut spans = ArrayVec::new();
+        for h in headers.iter().take(MAX_HEADERS) {
             // Offsets within a head of at most MAX_HEAD_BYTES (plus one read) fit in u32.
-            *span = (
+            spans.push((
                 (h.name.as_ptr() as usize - base) as u32,
                 h.name.len() as u32,
                 (h.value.as_ptr() as usize - base) as u32,
                 h.value.len() as u32,
-            );
+            ));
         }
-        Self { spans, count }
+        Self { spans }
     }
 
     /// The headers as a map over `head` (the bytes the spans were taken from).
@@ -685,8 +688,8 @@ impl HeaderSpans {
         head: &Bytes,
         mut keep: impl FnMut(&HeaderName, &HeaderValue) -> bool,
     ) -> Result<HeaderMap, &'static str> {
-        let mut headers = HeaderMap::with_capacity(self.count);
-        for &(n, nl, v, vl) in &self.spans[..self.count] {
+        let mut headers = HeaderMap::with_capacity(self.spans.len());
+        for &(n, nl, v, vl) in &self.spans {
             let (n, nl, v, vl) = (n as usize, nl as usize, v as usize, vl as usize);
             let name =
                 HeaderName::from_bytes(&head[n..n + nl]).map_err(|_| "invalid header name")?;

@@ -164,23 +164,29 @@ impl<B: RequestBody> HostPool<B> {
         self: &Arc<Self>,
         req: Request<B>,
     ) -> Result<Response<PooledBody<B>>, SendError> {
-        self.send_adding(req, &AddedHeaders::new()).await
+        self.send_adding(req, &mut AddedHeaders::new()).await
     }
 
     /// As `send`, with `added` written in place of the request's headers of the same names.
+    /// `added` is left empty.
     pub async fn send_adding(
         self: &Arc<Self>,
         req: Request<B>,
-        added: &AddedHeaders,
+        added: &mut AddedHeaders,
     ) -> Result<Response<PooledBody<B>>, SendError> {
         let (parts, body) = req.into_parts();
         let mut outgoing = Outgoing::new(&parts, body, added);
-        let method = &parts.method;
+        let method = parts.method.clone();
+        // The head is encoded: the request's headers and the added ones are dropped now, while
+        // they are in cache, rather than after the upstream answers, when at hundreds of
+        // connections they no longer are.
+        drop(parts);
+        added.clear();
 
         if let Some((conn, idle_for)) = self.checkout() {
             let resend_if_closed =
-                !outgoing.has_body() && idle_for >= RETRY_AFTER_IDLE && is_idempotent(method);
-            let mut exchange = Exchange::new(conn, outgoing, method);
+                !outgoing.has_body() && idle_for >= RETRY_AFTER_IDLE && is_idempotent(&method);
+            let mut exchange = Exchange::new(conn, outgoing, &method);
             match exchange.response_head().await {
                 Ok(head) => return Ok(self.wrap(head, exchange)),
                 Err(e) => {
@@ -198,7 +204,7 @@ impl<B: RequestBody> HostPool<B> {
         }
 
         let conn = self.connect().await?;
-        let mut exchange = Exchange::new(conn, outgoing, method);
+        let mut exchange = Exchange::new(conn, outgoing, &method);
         match exchange.response_head().await {
             Ok(head) => Ok(self.wrap(head, exchange)),
             Err(e) => Err(self.request_error(e)),

@@ -6,7 +6,7 @@
 //! the connection's is out.
 
 use std::future::{poll_fn, Future};
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
@@ -23,8 +23,14 @@ pub struct TimedOut;
 pub struct ResponseTimer(PerConnection<Option<Pin<Box<Sleep>>>>);
 
 impl ResponseTimer {
-    /// `fut`'s output, or `TimedOut` if it takes longer than `limit`.
-    pub async fn run<F: Future>(&self, limit: Duration, fut: F) -> Result<F::Output, TimedOut> {
+    /// `fut`'s output, or `TimedOut` if it takes longer than `limit`. `fut` is pinned by the
+    /// caller: moving a future copies all of it (the pool's is about a kilobyte), and at
+    /// hundreds of connections every copy lands on memory no longer in cache.
+    pub async fn run<F: Future>(
+        &self,
+        limit: Duration,
+        mut fut: Pin<&mut F>,
+    ) -> Result<F::Output, TimedOut> {
         let deadline = Instant::now() + limit;
         let taken = self.0.lock().take();
         let mut sleep = match taken {
@@ -34,7 +40,6 @@ impl ResponseTimer {
             }
             None => Box::pin(tokio::time::sleep_until(deadline)),
         };
-        let mut fut = pin!(fut);
         // The waker the timer was last polled with: while the task's waker stays the same, the
         // timer holds it, and only whether it fired is left to ask.
         let mut armed: Option<Waker> = None;
@@ -61,37 +66,39 @@ impl ResponseTimer {
 
 #[cfg(test)]
 mod tests {
+    use std::pin::pin;
+
     use super::*;
 
     #[tokio::test(start_paused = true)]
     async fn each_run_gets_its_own_full_limit() {
         let timer = ResponseTimer::default();
         let limit = Duration::from_secs(10);
-        let quick = timer.run(limit, tokio::time::sleep(Duration::from_secs(9)));
-        assert_eq!(quick.await, Ok(()));
+        let quick = pin!(tokio::time::sleep(Duration::from_secs(9)));
+        assert_eq!(timer.run(limit, quick).await, Ok(()));
         // Starts 9 s after the first: the deadline moved with it, so 9 s more is in time...
-        let again = timer.run(limit, tokio::time::sleep(Duration::from_secs(9)));
-        assert_eq!(again.await, Ok(()));
+        let again = pin!(tokio::time::sleep(Duration::from_secs(9)));
+        assert_eq!(timer.run(limit, again).await, Ok(()));
         // ...and a run longer than the limit times out at its own deadline.
         let started = Instant::now();
-        let slow = timer.run(limit, tokio::time::sleep(Duration::from_secs(60)));
-        assert_eq!(slow.await, Err(TimedOut));
+        let slow = pin!(tokio::time::sleep(Duration::from_secs(60)));
+        assert_eq!(timer.run(limit, slow).await, Err(TimedOut));
         assert_eq!(started.elapsed(), limit);
         // A timer that fired is armed again.
-        let after = timer.run(limit, std::future::ready(7));
-        assert_eq!(after.await, Ok(7));
-        let slow = timer.run(limit, tokio::time::sleep(Duration::from_secs(60)));
-        assert_eq!(slow.await, Err(TimedOut));
+        assert_eq!(timer.run(limit, pin!(std::future::ready(7))).await, Ok(7));
+        let slow = pin!(tokio::time::sleep(Duration::from_secs(60)));
+        assert_eq!(timer.run(limit, slow).await, Err(TimedOut));
     }
 
     #[tokio::test(start_paused = true)]
     async fn concurrent_runs_each_keep_their_deadline() {
         let timer = ResponseTimer::default();
         let limit = Duration::from_secs(10);
-        let (a, b) = tokio::join!(
-            timer.run(limit, tokio::time::sleep(Duration::from_secs(5))),
-            timer.run(limit, tokio::time::sleep(Duration::from_secs(60))),
+        let (short, long) = (
+            pin!(tokio::time::sleep(Duration::from_secs(5))),
+            pin!(tokio::time::sleep(Duration::from_secs(60))),
         );
+        let (a, b) = tokio::join!(timer.run(limit, short), timer.run(limit, long));
         assert_eq!((a, b), (Ok(()), Err(TimedOut)));
     }
 }

@@ -3,6 +3,7 @@
 //! how errors map to refusals.
 
 use std::error::Error as _;
+use std::pin::pin;
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
@@ -55,7 +56,7 @@ impl Upstreams {
     /// `req` is forwarded with its headers as the caller rewrote them plus `added`, except
     /// that its URI is set for the upstream (origin-form for a plain-HTTP upstream; the
     /// upstream's scheme and authority for HTTPS), and a missing `Host` becomes the upstream's
-    /// authority.
+    /// authority. `added` is left empty once the request is written.
     pub async fn send(
         &self,
         upstream: &Upstream,
@@ -80,10 +81,8 @@ impl Upstreams {
         if upstream.scheme == Scheme::HTTP {
             origin_form(req.uri_mut());
             let pool = self.plain.host(&upstream.authority);
-            match timer
-                .run(self.response_timeout, pool.send_adding(req, added))
-                .await
-            {
+            let send = pin!(pool.send_adding(req, added));
+            match timer.run(self.response_timeout, send).await {
                 Err(TimedOut) => {
                     tracing::warn!(request_id = %id(), upstream = %upstream.url, "upstream response headers timed out");
                     Err(Refusal::UpstreamTimeout)
@@ -104,10 +103,9 @@ impl Upstreams {
                 .map_err(|_| Refusal::UpstreamFailed)?;
             *req.uri_mut() = uri;
             added.apply(req.headers_mut());
-            match timer
-                .run(self.response_timeout, self.tls.request(req))
-                .await
-            {
+            added.clear();
+            let send = pin!(self.tls.request(req));
+            match timer.run(self.response_timeout, send).await {
                 Err(TimedOut) => {
                     tracing::warn!(request_id = %id(), upstream = %upstream.url, "upstream response headers timed out");
                     Err(Refusal::UpstreamTimeout)
