@@ -178,7 +178,7 @@ async fn added_headers_replace_the_clients_and_are_used_up_by_the_send() {
     added.set(&X_A, HeaderValue::from_static("gateway"));
     added.remove(&X_GONE);
     added.set(&HOST, HeaderValue::from_static("app.test"));
-    let resp = p.send_adding(req, &mut added).await.unwrap();
+    let resp = p.send_adding(Box::new(req), &mut added).await.unwrap();
     assert_eq!(resp.status(), 204);
     // Written into the head and dropped before the upstream answered.
     assert!(added.is_empty());

@@ -120,9 +120,12 @@ impl Gateway {
     }
 
     /// One request, start to finish. Never fails: every problem becomes a response.
+    ///
+    /// The request is boxed: it passes down four nested futures (this one, `forward`, the
+    /// upstream send, the pool), each of which would otherwise keep its own copy of it.
     pub async fn handle(
         &self,
-        mut req: Request<ClientBody>,
+        mut req: Box<Request<ClientBody>>,
         conn: &ConnInfo,
     ) -> Response<ProxyBody> {
         let request_id = self.ids.for_request(req.headers());
@@ -146,7 +149,7 @@ impl Gateway {
         let version = self.version_header.get(admitted.snapshot_version);
         set_identity_headers(&mut added, &admitted, conn, &request_id, version);
         let upgrade = upgrade::requested(&req);
-        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut *req));
         let resp = match self
             .forward(req, &mut added, route, conn, &request_id, upgrade.as_ref())
             .await
@@ -332,7 +335,7 @@ impl Gateway {
     /// Stage "forward": rewrite the request for the upstream, send it, stream the answer back.
     async fn forward(
         &self,
-        mut req: Request<ClientBody>,
+        mut req: Box<Request<ClientBody>>,
         added: &mut AddedHeaders,
         route: &Route,
         conn: &ConnInfo,

@@ -196,11 +196,10 @@ async fn close<S: AsyncWrite + Unpin>(io: &mut S) -> Ending {
     Ending::Closed
 }
 
-// Returned once per request and matched at once; a box would cost an allocation per request.
-#[allow(clippy::large_enum_variant)]
 enum Parsed {
-    /// A request this loop serves, and whether the client asked to close after it.
-    Request(Request<ClientBody>, bool),
+    /// A request this loop serves, and whether the client asked to close after it. Boxed as
+    /// `Gateway::handle` takes it.
+    Request(Box<Request<ClientBody>>, bool),
     Partial,
     NotMine,
 }
@@ -257,7 +256,7 @@ fn parse(buf: &mut BytesMut, max_header_bytes: usize) -> Parsed {
         *buf = all;
         return Parsed::NotMine;
     };
-    let mut request = Request::new(ClientBody::Empty);
+    let mut request = Box::new(Request::new(ClientBody::Empty));
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;

@@ -164,14 +164,15 @@ impl<B: RequestBody> HostPool<B> {
         self: &Arc<Self>,
         req: Request<B>,
     ) -> Result<Response<PooledBody<B>>, SendError> {
-        self.send_adding(req, &mut AddedHeaders::new()).await
+        self.send_adding(Box::new(req), &mut AddedHeaders::new())
+            .await
     }
 
     /// As `send`, with `added` written in place of the request's headers of the same names.
     /// `added` is left empty.
     pub async fn send_adding(
         self: &Arc<Self>,
-        req: Request<B>,
+        req: Box<Request<B>>,
         added: &mut AddedHeaders,
     ) -> Result<Response<PooledBody<B>>, SendError> {
         let (parts, body) = req.into_parts();

@@ -214,7 +214,9 @@ impl Connection {
                 let activity = activity.clone();
                 async move {
                     activity.begin();
-                    let resp = gateway.handle(req.map(ClientBody::Streamed), &info).await;
+                    let resp = gateway
+                        .handle(Box::new(req.map(ClientBody::Streamed)), &info)
+                        .await;
                     activity.end();
                     Ok::<_, Infallible>(resp)
                 }

@@ -60,7 +60,7 @@ impl Upstreams {
     pub async fn send(
         &self,
         upstream: &Upstream,
-        mut req: Request<ClientBody>,
+        mut req: Box<Request<ClientBody>>,
         added: &mut AddedHeaders,
         timer: &ResponseTimer,
     ) -> Result<Response<ProxyBody>, Refusal> {
@@ -104,7 +104,7 @@ impl Upstreams {
             *req.uri_mut() = uri;
             added.apply(req.headers_mut());
             added.clear();
-            let send = pin!(self.tls.request(req));
+            let send = pin!(self.tls.request(*req));
             match timer.run(self.response_timeout, send).await {
                 Err(TimedOut) => {
                     tracing::warn!(request_id = %id(), upstream = %upstream.url, "upstream response headers timed out");
