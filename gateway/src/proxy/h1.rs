@@ -311,6 +311,9 @@ pub struct Exchange<B> {
     conn: Conn,
     head: Vec<u8>,
     head_written: usize,
+    /// The caller may ask for the request back ([`Exchange::bodyless_request`]); otherwise
+    /// the head is freed as soon as it is written, while it is still in cache.
+    resendable: bool,
     /// The head waits once behind the other ready requests before it is written.
     turn: Turn,
     upload: Option<Upload<B>>,
@@ -328,11 +331,13 @@ impl<B: Body<Data = Bytes> + Unpin> Exchange<B>
 where
     B::Error: Into<BoxError>,
 {
-    pub fn new(conn: Conn, request: Outgoing<B>, method: &Method) -> Self {
+    /// `resendable`: whether the caller may want the request back to send it again.
+    pub fn new(conn: Conn, request: Outgoing<B>, method: &Method, resendable: bool) -> Self {
         Self {
             conn,
             head: request.head,
             head_written: 0,
+            resendable,
             turn: Turn::default(),
             had_body: request.body.is_some(),
             upload: request.body,
@@ -354,10 +359,10 @@ where
         })
     }
 
-    /// The request back for a body-less request, to send it again (the caller decides when
-    /// that is safe).
+    /// The request back for a body-less request made `resendable`, to send it again (the
+    /// caller decides when that is safe).
     pub fn bodyless_request(self) -> Option<Outgoing<B>> {
-        (!self.had_body).then(|| Outgoing {
+        (self.resendable && !self.had_body).then(|| Outgoing {
             head: self.head,
             body: None,
         })
@@ -385,6 +390,9 @@ where
                 return Poll::Ready(Err(ExchangeError::Io(io::ErrorKind::WriteZero.into())));
             }
             self.head_written += n;
+            if self.head_written == self.head.len() && !self.resendable {
+                self.head = Vec::new();
+            }
         }
         let upload_error = self.poll_upload(cx)?;
         loop {

@@ -187,7 +187,7 @@ impl<B: RequestBody> HostPool<B> {
         if let Some((conn, idle_for)) = self.checkout() {
             let resend_if_closed =
                 !outgoing.has_body() && idle_for >= RETRY_AFTER_IDLE && is_idempotent(&method);
-            let mut exchange = Exchange::new(conn, outgoing, &method);
+            let mut exchange = Box::new(Exchange::new(conn, outgoing, &method, resend_if_closed));
             match exchange.response_head().await {
                 Ok(head) => return Ok(self.wrap(head, exchange)),
                 Err(e) => {
@@ -205,7 +205,7 @@ impl<B: RequestBody> HostPool<B> {
         }
 
         let conn = self.connect().await?;
-        let mut exchange = Exchange::new(conn, outgoing, &method);
+        let mut exchange = Box::new(Exchange::new(conn, outgoing, &method, false));
         match exchange.response_head().await {
             Ok(head) => Ok(self.wrap(head, exchange)),
             Err(e) => Err(self.request_error(e)),
@@ -215,7 +215,7 @@ impl<B: RequestBody> HostPool<B> {
     fn wrap(
         self: &Arc<Self>,
         head: http::response::Parts,
-        exchange: Exchange<B>,
+        exchange: Box<Exchange<B>>,
     ) -> Response<PooledBody<B>> {
         let upgraded = head.status == StatusCode::SWITCHING_PROTOCOLS;
         let body = PooledBody {
@@ -319,14 +319,16 @@ fn is_idempotent(m: &Method) -> bool {
 /// end and the request body was sent completely, the connection goes back to the pool;
 /// dropped before the end, it drops the connection (the upstream may still be sending).
 pub struct PooledBody<B: RequestBody = ClientBody> {
-    exchange: Option<Exchange<B>>,
+    /// Boxed: the response it belongs to is moved up through several futures, and the
+    /// exchange is most of its size.
+    exchange: Option<Box<Exchange<B>>>,
     pool: Arc<HostPool<B>>,
     upgraded: bool,
 }
 
 impl<B: RequestBody> PooledBody<B> {
     fn release(&mut self) {
-        if let Some(conn) = self.exchange.take().and_then(Exchange::into_reusable) {
+        if let Some(conn) = self.exchange.take().and_then(|e| e.into_reusable()) {
             self.pool.put(conn);
         }
     }
@@ -337,7 +339,7 @@ impl<B: RequestBody> PooledBody<B> {
         if !self.upgraded {
             return None;
         }
-        self.exchange.take().map(Exchange::into_upgraded)
+        self.exchange.take().map(|e| e.into_upgraded())
     }
 }
 
